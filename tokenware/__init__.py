@@ -1,0 +1,30 @@
+"""tokenware: token auth for Python web apps, as WSGI and ASGI middleware.
+
+One verification core serves session tokens (and, as they land, JWT access
+and refresh tokens, personal access tokens, one-time challenges, throttling
+and an encrypted browser handshake) over one store contract: memory, SQLite
+or Redis.
+"""
+
+from __future__ import annotations
+
+from tokenware import errors
+from tokenware.facade import AsyncTokenware, Tokenware
+from tokenware.identity import ANONYMOUS, Anonymous, Identity
+from tokenware.keys import KeyRing, RootKey
+from tokenware.sessions import SessionToken
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ANONYMOUS",
+    "Anonymous",
+    "AsyncTokenware",
+    "Identity",
+    "KeyRing",
+    "RootKey",
+    "SessionToken",
+    "Tokenware",
+    "__version__",
+    "errors",
+]

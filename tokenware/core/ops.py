@@ -1,0 +1,198 @@
+"""Store operations: the small frozen objects a flow yields.
+
+A flow never calls a store. It yields one of the operations below and the
+driver (:mod:`tokenware._drive`) sends back the result. Every store, sync or
+async, has a method of the same name for each operation, so
+``op.call(store)`` returns a value for a sync store and an awaitable for an
+async one, and the two drivers stay mirror images of each other.
+
+Atomicity lives in :class:`Apply`: its guards are checked and its writes
+applied as ONE store operation (a Lua script on Redis, a ``BEGIN IMMEDIATE``
+transaction on SQLite, a locked section in memory). Flows use it for
+compare-and-set: read a record, decide in Python (constant-time secret
+comparisons belong in Python, not in Lua), then write only if the record is
+still the one that was read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from tokenware.stores.base import AsyncStore, Store
+
+__all__ = [
+    "Absent",
+    "Apply",
+    "Batch",
+    "Delete",
+    "Equals",
+    "Get",
+    "GetMany",
+    "Guard",
+    "Members",
+    "Op",
+    "Present",
+    "Purge",
+    "Put",
+    "SetAdd",
+    "SetRemove",
+    "Write",
+]
+
+
+# --- guards: conditions checked inside the atomic section -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Absent:
+    """Holds when ``key`` does not exist (or has expired)."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    """Holds when ``key`` exists."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Equals:
+    """Holds when ``key`` exists and its value is exactly ``value``."""
+
+    key: str
+    value: bytes
+
+
+Guard = Union[Absent, Present, Equals]
+
+
+# --- writes: applied together, all or nothing -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Set ``key`` to ``value``.
+
+    ``ttl`` is in seconds (``None``: no expiry). ``keep_ttl`` keeps the key's
+    current expiry, for updates that must not extend a record's life.
+    """
+
+    key: str
+    value: bytes
+    ttl: float | None = None
+    keep_ttl: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete ``key`` (a value or a set); deleting a missing key is a no-op."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetAdd:
+    """Add ``member`` to the set at ``key``.
+
+    With ``ttl`` the set lives at least ``ttl`` more seconds (an existing
+    longer expiry is kept); with ``None`` the set no longer expires.
+    """
+
+    key: str
+    member: str
+    ttl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetRemove:
+    """Remove ``member`` from the set at ``key``; an empty set disappears."""
+
+    key: str
+    member: str
+
+
+Write = Union[Put, Delete, SetAdd, SetRemove]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Guards and writes executed atomically by :meth:`Store.apply`.
+
+    All keys of one batch must share one hash tag (``{...}``) so the batch
+    runs on Redis Cluster; :meth:`keys` lists them for that check.
+    """
+
+    guards: tuple[Guard, ...] = ()
+    writes: tuple[Write, ...] = ()
+
+    def keys(self) -> tuple[str, ...]:
+        """Every key the batch touches, guards first, without duplicates."""
+        seen: dict[str, None] = {}
+        for item in (*self.guards, *self.writes):
+            seen.setdefault(item.key, None)
+        return tuple(seen)
+
+
+# --- operations yielded by flows --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    """Read one value; the result is ``bytes`` or ``None``."""
+
+    key: str
+
+    def call(self, store: Store | AsyncStore) -> Any:
+        """Run against ``store`` (a value, or an awaitable for async stores)."""
+        return store.get(self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class GetMany:
+    """Read several values; the result is a list aligned with ``keys``."""
+
+    keys: tuple[str, ...]
+
+    def call(self, store: Store | AsyncStore) -> Any:
+        """Run against ``store`` (a value, or an awaitable for async stores)."""
+        return store.get_many(self.keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Members:
+    """Read the members of a set; the result is a ``frozenset[str]``."""
+
+    key: str
+
+    def call(self, store: Store | AsyncStore) -> Any:
+        """Run against ``store`` (a value, or an awaitable for async stores)."""
+        return store.members(self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """Apply a :class:`Batch`; the result is ``True`` if every guard held."""
+
+    batch: Batch
+
+    def call(self, store: Store | AsyncStore) -> Any:
+        """Run against ``store`` (a value, or an awaitable for async stores)."""
+        return store.apply(self.batch)
+
+
+@dataclass(frozen=True, slots=True)
+class Purge:
+    """Delete every key under ``prefix``; the result is the number deleted."""
+
+    prefix: str
+
+    def call(self, store: Store | AsyncStore) -> Any:
+        """Run against ``store`` (a value, or an awaitable for async stores)."""
+        return store.purge(self.prefix)
+
+
+Op = Union[Get, GetMany, Members, Apply, Purge]
