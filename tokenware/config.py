@@ -89,7 +89,9 @@ class Settings:
         if not callable(self.clock):
             raise ConfigurationError("clock must be a callable returning seconds since the epoch")
         if not isinstance(self.key_prefix, str) or not _PREFIX.match(self.key_prefix):
-            raise ConfigurationError(f"key_prefix must match {_PREFIX.pattern}, got {self.key_prefix!r}")
+            raise ConfigurationError(
+                f"key_prefix must match {_PREFIX.pattern}, got {self.key_prefix!r}"
+            )
         _positive("session_ttl", self.session_ttl)
         _positive("store_timeout", self.store_timeout, maximum=60)
         _positive("store_connect_timeout", self.store_connect_timeout, maximum=60)
@@ -151,7 +153,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None, **overrides: Any
             try:
                 kwargs[name] = float(raw)
             except ValueError:
-                raise ConfigurationError(f"{ENV_PREFIX}{var} must be a number, got {raw!r}") from None
+                raise ConfigurationError(
+                    f"{ENV_PREFIX}{var} must be a number, got {raw!r}"
+                ) from None
     secret = env.get(ENV_PREFIX + "SECRET_KEY")
     if secret:
         kwargs["secret_key"] = parse_secret(secret)

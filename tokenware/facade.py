@@ -152,7 +152,8 @@ class AsyncTokenware:
         self.settings = tw.settings
         #: Session tokens and short-lived values (coroutines).
         self.sessions = cast(
-            AsyncSessions, Sessions(tw._verifiers.sessions, self._run, tw.settings.clock, tw._random)
+            AsyncSessions,
+            Sessions(tw._verifiers.sessions, self._run, tw.settings.clock, tw._random),
         )
 
     def _run(self, flow: Flow[Any]) -> Any:
@@ -160,7 +161,9 @@ class AsyncTokenware:
 
     async def authenticate(self, authorization: str | None) -> Identity:
         """See :meth:`Tokenware.authenticate`."""
-        return await run_async(authenticate(authorization, self._tw._verifiers), self._tw.stores.aio)
+        return await run_async(
+            authenticate(authorization, self._tw._verifiers), self._tw.stores.aio
+        )
 
     async def aclose(self) -> None:
         """Close the asynchronous store connections."""

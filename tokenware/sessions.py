@@ -58,7 +58,7 @@ class Sessions:
         flow = self._rules.add(owner_id, attrs, ttl, now=self._clock(), rand=self._rand)
         return self._run(flow)  # type: ignore[no-any-return]
 
-    def get(self, id: str) -> SessionToken:  # noqa: A002 - the public name of the API
+    def get(self, id: str) -> SessionToken:
         """The session with public id ``id``; its ``key`` is ``None``."""
         return self._run(self._rules.get(id))  # type: ignore[no-any-return]
 
@@ -66,11 +66,11 @@ class Sessions:
         """The session whose bearer token is ``key`` (compared in constant time)."""
         return self._run(self._rules.get_by_key(key))  # type: ignore[no-any-return]
 
-    def set_attrs(self, id: str, attrs: Mapping[str, Any]) -> SessionToken:  # noqa: A002
+    def set_attrs(self, id: str, attrs: Mapping[str, Any]) -> SessionToken:
         """Replace the session's attrs; its expiry is unchanged."""
         return self._run(self._rules.set_attrs(id, attrs))  # type: ignore[no-any-return]
 
-    def delete(self, id: str) -> None:  # noqa: A002
+    def delete(self, id: str) -> None:
         """Delete the session with public id ``id``."""
         return self._run(self._rules.delete(id))  # type: ignore[no-any-return]
 
@@ -110,16 +110,16 @@ class AsyncSessions(Protocol):
     ) -> SessionToken:
         """See :meth:`Sessions.add`."""
 
-    async def get(self, id: str) -> SessionToken:  # noqa: A002
+    async def get(self, id: str) -> SessionToken:
         """See :meth:`Sessions.get`."""
 
     async def get_by_key(self, key: str) -> SessionToken:
         """See :meth:`Sessions.get_by_key`."""
 
-    async def set_attrs(self, id: str, attrs: Mapping[str, Any]) -> SessionToken:  # noqa: A002
+    async def set_attrs(self, id: str, attrs: Mapping[str, Any]) -> SessionToken:
         """See :meth:`Sessions.set_attrs`."""
 
-    async def delete(self, id: str) -> None:  # noqa: A002
+    async def delete(self, id: str) -> None:
         """See :meth:`Sessions.delete`."""
 
     async def delete_by_key(self, key: str) -> None:

@@ -17,7 +17,7 @@ still the one that was read.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tokenware.stores.base import AsyncStore, Store
@@ -67,7 +67,7 @@ class Equals:
     value: bytes
 
 
-Guard = Union[Absent, Present, Equals]
+Guard = Absent | Present | Equals
 
 
 # --- writes: applied together, all or nothing -------------------------------
@@ -115,7 +115,7 @@ class SetRemove:
     member: str
 
 
-Write = Union[Put, Delete, SetAdd, SetRemove]
+Write = Put | Delete | SetAdd | SetRemove
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,4 +195,4 @@ class Purge:
         return store.purge(self.prefix)
 
 
-Op = Union[Get, GetMany, Members, Apply, Purge]
+Op = Get | GetMany | Members | Apply | Purge

@@ -142,7 +142,9 @@ class SessionRules:
         if attrs is None:
             return {}
         if not isinstance(attrs, Mapping):
-            raise ValidationError(f"attrs must be a JSON object (a mapping), got {type(attrs).__name__}")
+            raise ValidationError(
+                f"attrs must be a JSON object (a mapping), got {type(attrs).__name__}"
+            )
         if not all(isinstance(k, str) for k in attrs):
             raise ValidationError("attrs keys must be strings")
         data = dict(attrs)
@@ -335,9 +337,11 @@ class SessionRules:
         keys = tuple(self._record_key(i) for i in ids)
         raws = yield GetMany(keys)
         found: list[SessionToken] = []
-        for session_id, key, raw in zip(ids, keys, raws):
+        for session_id, key, raw in zip(ids, keys, raws, strict=True):
             if raw is None:
-                yield Apply(Batch(guards=(Absent(key),), writes=(SetRemove(owner_key, session_id),)))
+                yield Apply(
+                    Batch(guards=(Absent(key),), writes=(SetRemove(owner_key, session_id),))
+                )
                 continue
             token, _ = self._decode(raw)
             if token.owner_id == owner_id:

@@ -45,7 +45,9 @@ def store_from_url(
             not installed.
     """
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"store must be a URL such as 'sqlite:///tokenware.db', got {url!r}")
+        raise ConfigurationError(
+            f"store must be a URL such as 'sqlite:///tokenware.db', got {url!r}"
+        )
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
         from tokenware.stores.memory import memory_store

@@ -18,7 +18,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Union
 
 from tokenware.core.ops import Absent, Batch, Delete, Equals, Present, Put, SetAdd, SetRemove
 from tokenware.errors import StoreUnavailable
@@ -26,7 +25,7 @@ from tokenware.stores.base import StorePair, check_batch
 
 __all__ = ["AsyncMemoryStore", "MemoryStore", "memory_store"]
 
-_Value = Union[bytes, set[str]]
+_Value = bytes | set[str]
 
 _LIVE: weakref.WeakSet[MemoryStore] = weakref.WeakSet()
 

@@ -1,0 +1,485 @@
+"""``redis://``: a shared store on Redis, through redis-py (``tokenware[redis]``).
+
+Both faces talk to the same server: :class:`RedisStore` through a
+``redis.Redis`` pool, :class:`AsyncRedisStore` through ``redis.asyncio``.
+
+Atomicity: :meth:`RedisStore.apply` is ONE Lua script
+(``tokenware/stores/lua/apply.lua``), every key in ``KEYS`` and, by
+:func:`~tokenware.stores.base.check_batch`, one hash tag per call, so it runs
+unchanged on Redis Cluster.
+
+Failures: a refused connection, a timeout, a loading or read-only server
+raise :class:`~tokenware.errors.StoreUnavailable`; any other Redis error
+:class:`~tokenware.errors.StoreError`; the redis-py exception is chained and
+messages never carry a value. Nothing is retried: redis-py 6+ retries by
+default, which would re-send a script whose reply was lost and might already
+have run (a consumed code consumed twice, a rotation applied twice). A caller
+gets a 503 instead and retries at the protocol level, where that is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import AsyncGenerator, Sequence
+from importlib import resources
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+from tokenware.core.ops import Absent, Batch, Delete, Equals, Present, Put, SetAdd, SetRemove
+from tokenware.errors import ConfigurationError, StoreError, StoreUnavailable
+from tokenware.stores.base import StorePair, check_batch
+
+try:
+    import redis
+    import redis.asyncio
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise ConfigurationError("pip install 'tokenware[redis]'") from exc
+
+__all__ = ["AsyncRedisStore", "RedisStore", "redis_store"]
+
+#: Seconds between PINGs on a pooled connection that has been idle, so a
+#: connection silently dropped by a firewall is noticed before a command.
+HEALTH_CHECK_INTERVAL = 30
+
+#: Keys per SCAN page and per UNLINK in :meth:`RedisStore.purge`.
+PURGE_BATCH = 500
+
+_APPLY_LUA = resources.files("tokenware.stores.lua").joinpath("apply.lua").read_text("utf-8")
+
+# Transient conditions: the server is down, slow, starting, failing over or
+# a replica. Checked in order; the auth errors (subclasses of
+# ConnectionError) come first because a wrong password is not an outage.
+_PERMANENT: tuple[type[BaseException], ...] = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.NoPermissionError,
+)
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,  # includes BusyLoadingError, MaxConnectionsError
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError,  # includes MasterDownError
+    redis.exceptions.TryAgainError,
+    asyncio.TimeoutError,  # the builtin TimeoutError on 3.11+
+    OSError,
+)
+
+
+def _fail(exc: BaseException, what: str) -> NoReturn:
+    """Raise the tokenware error for a driver exception, chained to it.
+
+    Only the operation name and the exception class reach the message: the
+    driver's own text may quote a command and its arguments (values).
+    """
+    name = type(exc).__name__
+    if isinstance(exc, _TRANSIENT) and not isinstance(exc, _PERMANENT):
+        raise StoreUnavailable(f"redis {what} failed: {name}", retry_after=1) from exc
+    raise StoreError(f"redis {what} failed: {name}") from exc
+
+
+def _is_wrongtype(value: object) -> bool:
+    """Whether a reply is the error of reading a key of another type."""
+    return isinstance(value, redis.exceptions.ResponseError) and str(value).startswith("WRONGTYPE")
+
+
+def _ms(ttl: float) -> str:
+    """Seconds to whole milliseconds, at least 1 (``PX 0`` is an error)."""
+    return str(max(1, round(ttl * 1000)))
+
+
+def _encode(batch: Batch) -> tuple[list[str], list[bytes | str]]:
+    """``KEYS`` and ``ARGV`` for ``apply.lua`` (format in its header)."""
+    keys = list(batch.keys())
+    index = {key: str(n) for n, key in enumerate(keys, start=1)}
+    argv: list[bytes | str] = [str(len(batch.guards))]
+    for guard in batch.guards:
+        if isinstance(guard, Absent):
+            argv += ["A", index[guard.key]]
+        elif isinstance(guard, Present):
+            argv += ["P", index[guard.key]]
+        elif isinstance(guard, Equals):
+            argv += ["E", index[guard.key], guard.value]
+        else:  # pragma: no cover - the Guard union is closed
+            raise TypeError(f"unknown guard {type(guard).__name__}")
+    for write in batch.writes:
+        k = index[write.key]
+        if isinstance(write, Put):
+            ttl = "" if write.ttl is None else _ms(write.ttl)
+            argv += ["PUT", k, write.value, ttl, "1" if write.keep_ttl else "0"]
+        elif isinstance(write, Delete):
+            argv += ["DEL", k]
+        elif isinstance(write, SetAdd):
+            argv += ["SADD", k, write.member, "" if write.ttl is None else _ms(write.ttl)]
+        elif isinstance(write, SetRemove):
+            argv += ["SREM", k, write.member]
+        else:  # pragma: no cover - the Write union is closed
+            raise TypeError(f"unknown write {type(write).__name__}")
+    return keys, argv
+
+
+def _glob_escape(prefix: str) -> str:
+    """``prefix`` with Redis glob metacharacters escaped, for ``SCAN MATCH``."""
+    return "".join("\\" + c if c in "\\*?[]" else c for c in prefix)
+
+
+def _seconds(pttl: int) -> float | None:
+    """A ``PTTL`` reply in seconds; ``None`` for missing (-2) or persistent (-1)."""
+    return pttl / 1000 if pttl >= 0 else None
+
+
+def _client_options(timeout: float, connect_timeout: float) -> dict[str, Any]:
+    """redis-py options shared by both faces, except the retry object."""
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": connect_timeout,
+        "health_check_interval": HEALTH_CHECK_INTERVAL,
+        # No automatic retries (see the module docstring); an empty list also
+        # keeps redis-py from adding TimeoutError to the retried errors.
+        "retry_on_error": [],
+        "decode_responses": False,
+    }
+
+
+class RedisStore:
+    """The synchronous face of the Redis store.
+
+    Args:
+        url: a ``redis://``, ``rediss://`` or ``unix://`` URL.
+        timeout: seconds one command may take.
+        connect_timeout: seconds to establish a connection.
+
+    Raises:
+        ConfigurationError: the URL cannot be parsed by redis-py.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 0.5, connect_timeout: float = 0.5) -> None:
+        try:
+            self._client: Any = redis.Redis.from_url(
+                url,
+                retry=Retry(NoBackoff(), 0),
+                **_client_options(timeout, connect_timeout),
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid redis URL: {exc}") from None
+        # register_script re-sends the script with EVAL on NOSCRIPT (after a
+        # SCRIPT FLUSH, a restart or a failover). That is safe, unlike a
+        # retry: NOSCRIPT means the script did not run.
+        self._apply: Any = self._client.register_script(_APPLY_LUA)
+
+    @property
+    def client(self) -> Any:
+        """The underlying ``redis.Redis`` client, for diagnostics."""
+        return self._client
+
+    def get(self, key: str) -> bytes | None:
+        """The value at ``key``, or ``None`` (also for a key holding a set)."""
+        try:
+            value: bytes | None = self._client.get(key)
+        except redis.exceptions.ResponseError as exc:
+            if _is_wrongtype(exc):
+                return None
+            _fail(exc, "GET")
+        except Exception as exc:
+            _fail(exc, "GET")
+        return value
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values at ``keys``, ``None`` where missing.
+
+        A non-transactional pipeline of GETs rather than MGET: the keys may
+        live in different hash slots (and on Cluster, different nodes).
+        """
+        if not keys:
+            return []
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.get(key)
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            _fail(exc, "GET")
+        return _values(replies)
+
+    def members(self, key: str) -> frozenset[str]:
+        """The members of the set at ``key`` (empty if missing or not a set)."""
+        try:
+            raw: set[bytes] = self._client.smembers(key)
+        except redis.exceptions.ResponseError as exc:
+            if _is_wrongtype(exc):
+                return frozenset()
+            _fail(exc, "SMEMBERS")
+        except Exception as exc:
+            _fail(exc, "SMEMBERS")
+        return frozenset(m.decode("utf-8") for m in raw)
+
+    def apply(self, batch: Batch) -> bool:
+        """Check the guards and apply the writes in one Lua script.
+
+        Raises:
+            ValidationError: keys spanning hash tags, an empty batch or a bad
+                TTL, before anything is sent.
+        """
+        check_batch(batch)
+        keys, argv = _encode(batch)
+        try:
+            result = self._apply(keys=keys, args=argv)
+        except Exception as exc:
+            _fail(exc, "apply script")
+        return bool(result == 1)
+
+    def purge(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix`` (SCAN + UNLINK, never KEYS)."""
+        pattern = _glob_escape(prefix) + "*"
+        deleted = 0
+        cursor: int = 0
+        try:
+            while True:
+                cursor, found = self._client.scan(cursor, match=pattern, count=PURGE_BATCH)
+                if found:
+                    # UNLINK counts only keys it removed, so keys SCAN returns
+                    # twice are not counted twice.
+                    deleted += int(self._client.unlink(*found))
+                if cursor == 0:
+                    return deleted
+        except Exception as exc:
+            _fail(exc, "purge")
+
+    def ttl(self, key: str) -> float | None:
+        """Seconds left for ``key``; ``None`` if missing or without expiry."""
+        try:
+            pttl = int(self._client.pttl(key))
+        except Exception as exc:
+            _fail(exc, "PTTL")
+        return _seconds(pttl)
+
+    def close(self) -> None:
+        """Close the connection pool (it reconnects if used again)."""
+        try:
+            self._client.close()
+        except Exception as exc:
+            _fail(exc, "close")
+
+
+class _LoopClient:
+    """One ``redis.asyncio`` client and what keeps it closed on loop exit."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.apply: Any = client.register_script(_APPLY_LUA)
+        self.closer: AsyncGenerator[None, None] | None = None
+
+
+async def _close_at_loop_shutdown(client: Any) -> AsyncGenerator[None, None]:
+    """An async generator whose ``finally`` closes ``client``.
+
+    Once started, the event loop tracks it and ``loop.shutdown_asyncgens()``
+    (which ``asyncio.run`` calls before closing the loop) runs the
+    ``finally``: the connections are closed on their own loop even when the
+    caller never calls :meth:`AsyncRedisStore.aclose`.
+    """
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+class AsyncRedisStore:
+    """The asynchronous face of the Redis store.
+
+    ``redis.asyncio`` connections belong to the event loop that opened them,
+    and callers may run this face from several loops in turn (several
+    ``asyncio.run`` calls, a test per loop). So this face keeps one client per
+    running loop, created on first use, and closes it when that loop shuts
+    its async generators down or on :meth:`aclose`.
+
+    Args:
+        url: a ``redis://``, ``rediss://`` or ``unix://`` URL.
+        timeout: seconds one command may take.
+        connect_timeout: seconds to establish a connection.
+
+    Raises:
+        ConfigurationError: the URL cannot be parsed by redis-py.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 0.5, connect_timeout: float = 0.5) -> None:
+        self._url = url
+        self._options = _client_options(timeout, connect_timeout)
+        self._lock = threading.Lock()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        # Parse now so a bad URL fails at construction, not on first use.
+        try:
+            redis.asyncio.connection.parse_url(url)
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid redis URL: {exc}") from None
+
+    def _new_client(self) -> Any:
+        return redis.asyncio.Redis.from_url(
+            self._url, retry=AsyncRetry(NoBackoff(), 0), **self._options
+        )
+
+    async def _current(self) -> _LoopClient:
+        """The client of the running loop, created (and tracked) on first use."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            # Drop clients of loops that are gone; theirs were closed by
+            # shutdown_asyncgens, or cannot be closed any more.
+            for old in [old for old in self._clients if old.is_closed()]:
+                del self._clients[old]
+            entry = self._clients.get(loop)
+            if entry is None:
+                entry = self._clients[loop] = _LoopClient(self._new_client())
+                started = False
+            else:
+                started = True
+        if not started:
+            closer = _close_at_loop_shutdown(entry.client)
+            await closer.__anext__()  # registers it with the loop
+            entry.closer = closer
+        return entry
+
+    async def get(self, key: str) -> bytes | None:
+        """The value at ``key``, or ``None`` (also for a key holding a set)."""
+        try:
+            client = (await self._current()).client
+            value: bytes | None = await client.get(key)
+        except redis.exceptions.ResponseError as exc:
+            if _is_wrongtype(exc):
+                return None
+            _fail(exc, "GET")
+        except Exception as exc:
+            _fail(exc, "GET")
+        return value
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values at ``keys``, ``None`` where missing (a pipeline of GETs)."""
+        if not keys:
+            return []
+        try:
+            client = (await self._current()).client
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.get(key)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            _fail(exc, "GET")
+        return _values(replies)
+
+    async def members(self, key: str) -> frozenset[str]:
+        """The members of the set at ``key`` (empty if missing or not a set)."""
+        try:
+            client = (await self._current()).client
+            raw: set[bytes] = await client.smembers(key)
+        except redis.exceptions.ResponseError as exc:
+            if _is_wrongtype(exc):
+                return frozenset()
+            _fail(exc, "SMEMBERS")
+        except Exception as exc:
+            _fail(exc, "SMEMBERS")
+        return frozenset(m.decode("utf-8") for m in raw)
+
+    async def apply(self, batch: Batch) -> bool:
+        """Check the guards and apply the writes in one Lua script.
+
+        Raises:
+            ValidationError: keys spanning hash tags, an empty batch or a bad
+                TTL, before anything is sent.
+        """
+        check_batch(batch)
+        keys, argv = _encode(batch)
+        try:
+            script = (await self._current()).apply
+            result = await script(keys=keys, args=argv)
+        except Exception as exc:
+            _fail(exc, "apply script")
+        return bool(result == 1)
+
+    async def purge(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix`` (SCAN + UNLINK, never KEYS)."""
+        pattern = _glob_escape(prefix) + "*"
+        deleted = 0
+        cursor: int = 0
+        try:
+            client = (await self._current()).client
+            while True:
+                cursor, found = await client.scan(cursor, match=pattern, count=PURGE_BATCH)
+                if found:
+                    deleted += int(await client.unlink(*found))
+                if cursor == 0:
+                    return deleted
+        except Exception as exc:
+            _fail(exc, "purge")
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds left for ``key``; ``None`` if missing or without expiry."""
+        try:
+            client = (await self._current()).client
+            pttl = int(await client.pttl(key))
+        except Exception as exc:
+            _fail(exc, "PTTL")
+        return _seconds(pttl)
+
+    async def aclose(self) -> None:
+        """Close the running loop's client (a later call opens a new one)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._clients.pop(loop, None)
+        if entry is None or entry.closer is None:
+            return
+        try:
+            # Finishing the generator runs its finally: client.aclose().
+            await entry.closer.aclose()
+        except Exception as exc:
+            _fail(exc, "close")
+
+
+def _values(replies: list[Any]) -> list[bytes | None]:
+    """Pipeline replies to values: WRONGTYPE (a set) reads as missing."""
+    values: list[bytes | None] = []
+    for reply in replies:
+        if isinstance(reply, Exception):
+            if _is_wrongtype(reply):
+                values.append(None)
+                continue
+            _fail(reply, "GET")
+        values.append(reply)
+    return values
+
+
+def _redact(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal lost its brackets
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redis_store(url: str, *, timeout: float = 0.5, connect_timeout: float = 0.5) -> StorePair:
+    """Both faces of the Redis store at ``url``.
+
+    Nothing connects here: a server that is down surfaces on the first
+    operation, as :class:`~tokenware.errors.StoreUnavailable`.
+
+    Args:
+        url: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...``
+            for TLS, or ``unix:///path.sock``.
+        timeout: seconds one command may take.
+        connect_timeout: seconds to establish a connection.
+
+    Raises:
+        ConfigurationError: the URL cannot be parsed.
+    """
+    sync = RedisStore(url, timeout=timeout, connect_timeout=connect_timeout)
+    aio = AsyncRedisStore(url, timeout=timeout, connect_timeout=connect_timeout)
+    return StorePair(url=_redact(url), sync=sync, aio=aio)
