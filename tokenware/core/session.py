@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tokenware.core.encoding import BASE62, Random, is_base62, json_bytes, json_load, random_base62
@@ -73,7 +73,7 @@ class SessionToken:
         expires_at: seconds since the epoch, or ``None``.
     """
 
-    key: str | None
+    key: str | None = field(repr=False)  # a bearer secret: never in logs
     id: str
     owner_id: str
     attrs: Mapping[str, Any]
