@@ -12,7 +12,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 __all__ = ["RedisServer"]
 
@@ -27,12 +29,30 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _ping(port: int, timeout: float = 0.2) -> bool:
+def _command(*parts: str) -> bytes:
+    """One command in RESP, so any byte of an argument (a password) is safe."""
+    encoded = [part.encode() for part in parts]
+    return b"".join([b"*%d\r\n" % len(encoded), *(b"$%d\r\n%s\r\n" % (len(e), e) for e in encoded)])
+
+
+def _ping(port: int, password: str | None = None, timeout: float = 0.2) -> bool:
     """Whether a Redis on ``port`` answers PING with PONG (raw RESP, no client)."""
+    request = _command("PING")
+    if password is not None:
+        request = _command("AUTH", password) + request
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(request)
+            reply = b""
+            # Bounded: two short replies at most, each read waits <= timeout.
+            for _ in range(4):
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                reply += chunk
+                if b"PONG" in reply or reply.startswith(b"-"):
+                    break
+            return reply.endswith(b"+PONG\r\n")
     except OSError:
         return False
 
@@ -42,23 +62,30 @@ class RedisServer:
 
     Args:
         directory: its working directory (``--dir``); a ``tmp_path``.
+        password: if given, the server requires it (``--requirepass``).
+        args: extra ``redis-server`` arguments, e.g. ``("--cluster-enabled", "yes")``.
 
     Attributes:
         port: the TCP port, chosen on the first :meth:`start` and kept by
             :meth:`restart`.
-        url: ``redis://127.0.0.1:<port>/0``.
+        url: ``redis://127.0.0.1:<port>/0``, with the password if there is one.
         pid: the server's process id while it runs, else ``None``.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, *, password: str | None = None, args: Sequence[str] = ()
+    ) -> None:
         self.directory = Path(directory)
+        self.password = password
+        self.args = tuple(args)
         self.port: int = 0
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """The URL of this server, database 0."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL of this server, database 0 (with its password, if any)."""
+        auth = "" if self.password is None else f":{quote(self.password, safe='')}@"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def pid(self) -> int | None:
@@ -86,8 +113,11 @@ class RedisServer:
             "--daemonize": "no",
             "--logfile": str(log),
         }
+        if self.password is not None:
+            options["--requirepass"] = self.password
+        command = ["redis-server", *(part for pair in options.items() for part in pair)]
         self._process = subprocess.Popen(
-            ["redis-server", *(part for pair in options.items() for part in pair)],
+            [*command, *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -96,7 +126,7 @@ class RedisServer:
             if self._process.poll() is not None:
                 self._process = None
                 raise RuntimeError(f"redis-server exited at start; see {log}")
-            if _ping(self.port):
+            if _ping(self.port, self.password):
                 return
             time.sleep(0.02)
         self.stop()

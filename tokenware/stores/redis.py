@@ -25,7 +25,7 @@ import weakref
 from collections.abc import AsyncGenerator, Sequence
 from importlib import resources
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from tokenware.core.ops import Absent, Batch, Delete, Equals, Present, Put, SetAdd, SetRemove
 from tokenware.errors import ConfigurationError, StoreError, StoreUnavailable
@@ -36,6 +36,7 @@ try:
     import redis.asyncio
     from redis.asyncio.retry import Retry as AsyncRetry
     from redis.backoff import NoBackoff
+    from redis.maint_notifications import MaintNotificationsConfig
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ConfigurationError("pip install 'tokenware[redis]'") from exc
@@ -132,6 +133,100 @@ def _seconds(pttl: int) -> float | None:
     return pttl / 1000 if pttl >= 0 else None
 
 
+#: URL query options a store URL may carry. The timeouts and the retry policy
+#: are not among them: redis-py lets the query string override arguments, so
+#: ``?socket_timeout=60`` would silently replace ``timeout=`` and
+#: ``?retry_on_timeout=yes`` would ask for retries.
+_URL_OPTIONS = frozenset(
+    {
+        "db",
+        "username",
+        "password",
+        "client_name",
+        "protocol",
+        "max_connections",
+        "health_check_interval",
+        "socket_keepalive",
+        "socket_read_size",
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_ca_data",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_check_hostname",
+        "ssl_min_version",
+    }
+)
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL redis-py would misread or accept with a surprise.
+
+    redis-py ignores a database path that is not a number (``/abc`` and
+    ``/0/1`` mean db 0 and db 1), and lets query options override the store's
+    timeouts. Messages name the faulty part, never quote it: a password with
+    a ``/`` in it ends up in the "port" or the "path" of an unencoded URL.
+
+    Raises:
+        ConfigurationError: the URL is not a usable ``redis://``,
+            ``rediss://`` or ``unix://`` URL.
+    """
+    if not isinstance(url, str):
+        raise ConfigurationError("the redis URL must be a string")
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+        query = parse_qs(parts.query, keep_blank_values=True)
+    except ValueError:
+        raise ConfigurationError(
+            "invalid redis URL: the host or port cannot be parsed (percent-encode "
+            "special characters in the password)"
+        ) from None
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError("a redis URL starts with redis://, rediss:// or unix://")
+    if not url.startswith(f"{scheme}://"):
+        raise ConfigurationError("a redis URL scheme must be lower case")
+    unknown = sorted(name for name in query if name not in _URL_OPTIONS)
+    if unknown:
+        names = ", ".join(n for n in unknown if n.isidentifier()) or "(unprintable)"
+        raise ConfigurationError(
+            f"unsupported redis URL option(s): {names}; timeouts and retries are set "
+            "with timeout= and connect_timeout=, never in the URL"
+        )
+    for name, values in query.items():
+        if len(values) != 1:
+            raise ConfigurationError(f"redis URL option {name} is given more than once")
+    if "db" in query and not query["db"][0].isdigit():
+        raise ConfigurationError("redis URL option db must be a non-negative integer")
+    if scheme == "unix":
+        if not parts.path:
+            raise ConfigurationError("a unix:// redis URL needs a socket path")
+        return
+    db = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if db and not (db.isascii() and db.isdigit()):
+        raise ConfigurationError(
+            "invalid redis URL: the path must be a database number, as in redis://host:6379/0"
+        )
+    if db and "db" in query:
+        raise ConfigurationError("redis URL gives the database twice (path and ?db=)")
+
+
+def _check_timeouts(timeout: float, connect_timeout: float) -> None:
+    """Refuse a timeout that is not a positive, finite number of seconds.
+
+    ``None`` or ``0`` would make redis-py wait forever (or fail at once).
+    """
+    for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value < float("inf")
+        ):
+            raise ConfigurationError(f"redis {name} must be a positive number of seconds")
+
+
 def _client_options(timeout: float, connect_timeout: float) -> dict[str, Any]:
     """redis-py options shared by both faces, except the retry object."""
     return {
@@ -142,6 +237,13 @@ def _client_options(timeout: float, connect_timeout: float) -> dict[str, Any]:
         # keeps redis-py from adding TimeoutError to the retried errors.
         "retry_on_error": [],
         "decode_responses": False,
+        # redis-py 8 enables maintenance notifications by default ("auto").
+        # With them on, the pool skips its check for pooled connections the
+        # server has closed (a restart, an idle timeout), so the first command
+        # on each failed with no retry to hide it; and a notification would
+        # relax the command timeout to 10 s. Neither fits a store with a
+        # configured timeout and no retries.
+        "maint_notifications_config": MaintNotificationsConfig(enabled=False),
     }
 
 
@@ -158,18 +260,25 @@ class RedisStore:
     """
 
     def __init__(self, url: str, *, timeout: float = 0.5, connect_timeout: float = 0.5) -> None:
+        _check_url(url)
+        _check_timeouts(timeout, connect_timeout)
+        self._url = _redact(url)
         try:
             self._client: Any = redis.Redis.from_url(
                 url,
                 retry=Retry(NoBackoff(), 0),
                 **_client_options(timeout, connect_timeout),
             )
-        except ValueError as exc:
-            raise ConfigurationError(f"invalid redis URL: {exc}") from None
+        except ValueError:
+            # redis-py's message may quote part of the URL: keep it out.
+            raise ConfigurationError("invalid redis URL") from None
         # register_script re-sends the script with EVAL on NOSCRIPT (after a
         # SCRIPT FLUSH, a restart or a failover). That is safe, unlike a
         # retry: NOSCRIPT means the script did not run.
         self._apply: Any = self._client.register_script(_APPLY_LUA)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._url!r})"
 
     @property
     def client(self) -> Any:
@@ -307,6 +416,8 @@ class AsyncRedisStore:
     """
 
     def __init__(self, url: str, *, timeout: float = 0.5, connect_timeout: float = 0.5) -> None:
+        _check_url(url)
+        _check_timeouts(timeout, connect_timeout)
         self._url = url
         self._options = _client_options(timeout, connect_timeout)
         self._lock = threading.Lock()
@@ -316,8 +427,11 @@ class AsyncRedisStore:
         # Parse now so a bad URL fails at construction, not on first use.
         try:
             redis.asyncio.connection.parse_url(url)
-        except ValueError as exc:
-            raise ConfigurationError(f"invalid redis URL: {exc}") from None
+        except ValueError:
+            raise ConfigurationError("invalid redis URL") from None
+
+    def __repr__(self) -> str:
+        return f"AsyncRedisStore({_redact(self._url)!r})"
 
     def _new_client(self) -> Any:
         return redis.asyncio.Redis.from_url(
