@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from tokenware.errors import ConfigurationError
 from tokenware.stores.base import AsyncStore, Store, StorePair
@@ -45,10 +44,11 @@ def store_from_url(
             not installed.
     """
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(
-            f"store must be a URL such as 'sqlite:///tokenware.db', got {url!r}"
-        )
-    scheme = urlsplit(url).scheme.lower()
+        # The value is not quoted: a malformed URL may still hold a password.
+        raise ConfigurationError("store must be a URL such as 'sqlite:///tokenware.db'")
+    # Not urlsplit: it raises a bare ValueError on a malformed netloc such as
+    # "redis://[::1/0"; the backend's own parser reports that properly.
+    scheme = url.split("://", 1)[0].lower()
     if scheme == "memory":
         from tokenware.stores.memory import memory_store
 
