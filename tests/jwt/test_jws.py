@@ -1,0 +1,204 @@
+"""The compact JWS layer (:mod:`tokenware.core.jws`): encodings and algorithms."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokenware.core import jws
+from tokenware.errors import ConfigurationError, InvalidToken
+
+# --- base64url ------------------------------------------------------------------
+
+
+@given(st.binary(max_size=200))
+def test_b64url_round_trip(data: bytes) -> None:
+    text = jws.b64url_encode(data)
+    assert "=" not in text and "+" not in text and "/" not in text
+    assert jws.b64url_decode(text) == data
+
+
+@given(st.binary(min_size=1, max_size=64))
+def test_b64url_one_spelling_per_value(data: bytes) -> None:
+    """Flipping unused trailing bits gives a string that is refused."""
+    text = jws.b64url_encode(data)
+    if len(text) % 4 == 0:
+        return  # no unused bits
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(text[-1])
+    for bit in (1, 2) if len(text) % 4 == 3 else (1, 2, 4, 8):
+        twin = text[:-1] + alphabet[last ^ bit]
+        assert base64.urlsafe_b64decode(twin + "=" * (-len(twin) % 4)) == data  # same bytes
+        with pytest.raises(InvalidToken):
+            jws.b64url_decode(twin)
+
+
+@pytest.mark.parametrize("segment", ["A", "AAAAA", "QR", "QUJ"])
+def test_b64url_refuses_bad_lengths_and_bits(segment: str) -> None:
+    with pytest.raises(InvalidToken):
+        jws.b64url_decode(segment)
+
+
+# --- strict JSON ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":1,"a":2}',
+        b'{"x":{"a":1,"a":1}}',
+        b'{"a":NaN}',
+        b'{"a":Infinity}',
+        b'{"a":-Infinity}',
+        b"\xef\xbb\xbf{}",
+        '{"a":1}'.encode("utf-16"),
+        '{"a":1}'.encode("utf-16-le"),
+        '{"a":1}'.encode("utf-32"),
+        b'{"a":"\xff"}',
+        b'{"a":"\\ud800"}',
+        b'{"a":["\\udfff"]}',
+        b'{"\\ud800":1}',
+        b"[]",
+        b'"s"',
+        b"1",
+        b"null",
+        b"{",
+        b"",
+        b"[" * 100_000,
+        b'{"a":' + b"9" * 5000 + b"}",
+        b'{"a":1} x',
+    ],
+)
+def test_loads_strict_refuses(raw: bytes) -> None:
+    with pytest.raises(InvalidToken):
+        jws.loads_strict(raw)
+
+
+def test_loads_strict_accepts_surrogate_pairs_and_unicode() -> None:
+    assert jws.loads_strict(b'{"e":"\\ud83d\\ude00","u":"\xc3\xa9"}') == {
+        "e": "\U0001f600",
+        "u": "é",
+    }
+
+
+# --- algorithms -----------------------------------------------------------------
+
+
+def _keys() -> list[jws.Algorithm]:
+    return [
+        jws.Hs256(b"k" * 32),
+        jws.Es256(ec.generate_private_key(ec.SECP256R1())),
+        jws.EdDSA(ed25519.Ed25519PrivateKey.generate()),
+    ]
+
+
+@pytest.mark.parametrize("key", _keys(), ids=lambda k: k.alg)
+def test_sign_verify(key: jws.Algorithm) -> None:
+    sig = key.sign(b"data")
+    assert len(sig) in (32, 64)
+    assert key.verify(b"data", sig)
+    assert not key.verify(b"datb", sig)
+    assert not key.verify(b"data", sig[:-1])
+    assert not key.verify(b"data", b"")
+    assert not key.verify(b"data", bytes(len(sig)))
+
+
+def test_hs256_refuses_short_secrets() -> None:
+    for secret in (b"", b"secret", b"x" * 31):
+        with pytest.raises(ConfigurationError):
+            jws.Hs256(secret)
+    with pytest.raises(ConfigurationError):
+        jws.Hs256("x" * 32)  # type: ignore[arg-type]
+
+
+def test_es256_refuses_other_curves_and_types() -> None:
+    with pytest.raises(ConfigurationError):
+        jws.Es256(ec.generate_private_key(ec.SECP384R1()))
+    with pytest.raises(ConfigurationError):
+        jws.Es256(ed25519.Ed25519PrivateKey.generate())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        jws.EdDSA(ec.generate_private_key(ec.SECP256R1()))  # type: ignore[arg-type]
+
+
+def test_public_only_keys_verify_but_cannot_sign() -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = jws.Es256(private.public_key())
+    assert not public.can_sign
+    assert public.verify(b"m", jws.Es256(private).sign(b"m"))
+    with pytest.raises(ConfigurationError):
+        public.sign(b"m")
+    ed = ed25519.Ed25519PrivateKey.generate()
+    ed_public = jws.EdDSA(ed.public_key())
+    assert ed_public.verify(b"m", ed.sign(b"m"))
+    with pytest.raises(ConfigurationError):
+        ed_public.sign(b"m")
+
+
+def test_es256_signature_forms() -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    key = jws.Es256(private)
+    der = private.sign(b"m", ec.ECDSA(hashes.SHA256()))
+    assert not key.verify(b"m", der)  # DER is not the JOSE form
+    raw = key.sign(b"m")
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    # high-S twin: valid ECDSA, accepted (JOSE does not require low S)
+    twin = r.to_bytes(32, "big") + (jws.P256_ORDER - s).to_bytes(32, "big")
+    assert key.verify(b"m", twin)
+    for bad in (
+        bytes(64),
+        raw[:63],
+        raw + b"\0",
+        raw + raw[:32],
+        (r + jws.P256_ORDER).to_bytes(33, "big")[1:] + raw[32:],  # r >= n when it fits
+        jws.P256_ORDER.to_bytes(32, "big") + raw[32:],
+        raw[:32] + jws.P256_ORDER.to_bytes(32, "big"),
+        raw[:32] + bytes(32),
+    ):
+        assert not key.verify(b"m", bad)
+    assert encode_dss_signature(r, s)  # sanity: the primitive works
+
+
+def test_compact_and_split() -> None:
+    key = jws.Hs256(b"k" * 32)
+    token = jws.compact({"alg": "HS256"}, {"a": "é"}, key)
+    h, p, s = jws.split(token)
+    assert json.loads(jws.b64url_decode(h)) == {"alg": "HS256"}
+    assert jws.loads_strict(jws.b64url_decode(p)) == {"a": "é"}
+    assert key.verify(f"{h}.{p}".encode(), jws.b64url_decode(s))
+    with pytest.raises(ConfigurationError):
+        jws.compact({"alg": "none"}, {}, key)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        None,
+        b"a.b.c",
+        1,
+        "",
+        "a.b",
+        "a.b.c.d",
+        "a..c",
+        ".b.c",
+        "a.b.",
+        "a.b.c\n",
+        " a.b.c",
+        "a=.b.c",
+    ],
+)
+def test_split_refuses(token: object) -> None:
+    with pytest.raises(InvalidToken):
+        jws.split(token)
+
+
+def test_split_caps_size_first() -> None:
+    with pytest.raises(InvalidToken, match="too large"):
+        jws.split("a" * 8193)
+    assert jws.split("a.b.c", 5) == ("a", "b", "c")
