@@ -11,6 +11,7 @@ from __future__ import annotations
 from tokenware import errors
 from tokenware.facade import AsyncTokenware, Tokenware
 from tokenware.identity import ANONYMOUS, Anonymous, Identity
+from tokenware.jwt import TokenPair
 from tokenware.keys import KeyRing, RootKey
 from tokenware.sessions import SessionToken
 
@@ -24,6 +25,7 @@ __all__ = [
     "KeyRing",
     "RootKey",
     "SessionToken",
+    "TokenPair",
     "Tokenware",
     "__version__",
     "errors",

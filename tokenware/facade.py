@@ -21,6 +21,7 @@ from tokenware.core.flow import Flow
 from tokenware.core.session import SessionRules
 from tokenware.errors import ConfigurationError
 from tokenware.identity import Identity
+from tokenware.jwt import AsyncJwt, Jwt
 from tokenware.keys import KeyRing
 from tokenware.sessions import AsyncSessions, Sessions
 from tokenware.stores import StorePair, store_from_url
@@ -104,6 +105,8 @@ class Tokenware:
         )
         #: Session tokens and short-lived values.
         self.sessions = Sessions(self._verifiers.sessions, self._run, clock, random)
+        #: Access JWTs and rotating refresh tokens.
+        self.jwt = Jwt(self.settings, self._run, random=random)
         #: The async facade over the same store.
         self.aio = AsyncTokenware(self)
 
@@ -155,6 +158,8 @@ class AsyncTokenware:
             AsyncSessions,
             Sessions(tw._verifiers.sessions, self._run, tw.settings.clock, tw._random),
         )
+        #: Access JWTs and rotating refresh tokens (coroutines).
+        self.jwt: AsyncJwt = tw.jwt._with_runner(self._run)
 
     def _run(self, flow: Flow[Any]) -> Any:
         return run_async(flow, self._tw.stores.aio)

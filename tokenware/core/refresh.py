@@ -107,7 +107,7 @@ MAX_SUBJECT_LENGTH = 512
 #: ancient token reads as unknown (``RefreshTokenNotFound``, no revocation).
 HISTORY_LIMIT = 50
 #: Compare-and-set rounds before a contended refresh gives up (503, retry).
-CAS_ATTEMPTS = 32
+CAS_ATTEMPTS = 64
 #: The longest grace window allowed, in seconds.
 MAX_GRACE = 60.0
 
@@ -554,7 +554,7 @@ class RefreshRules:
             in_grace = (
                 role == "previous"
                 and family.previous is not None
-                and now - float(family.previous.get("rotated_at", 0)) <= grace
+                and now - float(family.previous.get("rotated_at", 0)) < grace
             )
             if role == "old" or (role == "previous" and not in_grace):
                 if not (yield Apply(self._drop(parts.family, family, raw))):
