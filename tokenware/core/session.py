@@ -47,7 +47,7 @@ from tokenware.core.ops import (
 from tokenware.errors import NotFound, StoreError, ValidationError
 from tokenware.keys import KeyRing
 
-__all__ = ["SessionRules", "SessionToken"]
+__all__ = ["MAX_TTL", "SessionRules", "SessionToken"]
 
 KEY_PREFIX = "tws_"
 ID_LENGTH = 22
@@ -55,8 +55,31 @@ TAG_LENGTH = 4
 SECRET_LENGTH = 43  # 43 * log2(62) = 256.0 bits
 HANDLE_LENGTH = 22  # 131 bits
 MAX_OWNER_LENGTH = 512
+#: Longest accepted lifetime, in seconds (100 years). Redis refused larger
+#: ones with a bare OverflowError or a script error instead of a clear
+#: ValidationError.
+MAX_TTL = 100 * 365 * 24 * 3600.0
 #: Compare-and-set retries before a contended update gives up.
 CAS_ATTEMPTS = 8
+
+
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} contains a lone surrogate, which is not UTF-8") from None
+
+
+def _json(value: Any, what: str) -> bytes:
+    """:func:`json_bytes`, also turning a lone surrogate into ``ValidationError``.
+
+    ``json_bytes`` encodes to UTF-8 outside its own ``try``, so a string such
+    as ``"\\ud800"`` escaped as a bare ``UnicodeEncodeError``.
+    """
+    try:
+        return json_bytes(value, what=what)
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} contains a lone surrogate, which is not UTF-8") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +158,9 @@ class SessionRules:
             raise ValidationError("owner_id must be a non-empty string")
         if len(owner_id) > MAX_OWNER_LENGTH:
             raise ValidationError(f"owner_id is longer than {MAX_OWNER_LENGTH} characters")
+        # A lone surrogate cannot be encoded for the key-name HMAC; without
+        # this check it escaped as a bare UnicodeEncodeError.
+        _utf8(owner_id, "owner_id")
         return owner_id
 
     @staticmethod
@@ -147,8 +173,11 @@ class SessionRules:
             )
         if not all(isinstance(k, str) for k in attrs):
             raise ValidationError("attrs keys must be strings")
-        data = dict(attrs)
-        json_bytes(data, what="attrs")
+        # Return what the store will hold (a JSON round trip), so ``add`` and
+        # ``set_attrs`` hand back exactly what ``get`` later returns (nested
+        # int keys become strings, tuples lists) and never alias the caller's
+        # nested objects.
+        data: dict[str, Any] = json_load(_json(dict(attrs), "attrs"))
         return data
 
     @staticmethod
@@ -157,6 +186,8 @@ class SessionRules:
             raise ValidationError(f"{what} must be a positive number of seconds, got {ttl!r}")
         if ttl != ttl or ttl == float("inf"):
             raise ValidationError(f"{what} must be finite")
+        if ttl > MAX_TTL:
+            raise ValidationError(f"{what} must be at most {MAX_TTL:.0f} seconds, got {ttl!r}")
         return float(ttl)
 
     @staticmethod
@@ -353,7 +384,7 @@ class SessionRules:
 
     def make_hash(self, value: Any, ttl: float, *, rand: Random) -> Flow[str]:
         """Store ``value`` (any JSON) for ``ttl`` seconds; return its handle."""
-        payload = json_bytes(value, what="value")
+        payload = _json(value, "value")
         lifetime = self._check_ttl(ttl)
         for _ in range(CAS_ATTEMPTS):
             handle = random_base62(HANDLE_LENGTH, rand)
