@@ -249,6 +249,11 @@ class Es256:
         return self._private is not None
 
     @property
+    def private_key(self) -> ec.EllipticCurvePrivateKey | None:
+        """The signing key, or ``None`` for a verify-only key."""
+        return self._private
+
+    @property
     def public_key(self) -> ec.EllipticCurvePublicKey:
         """The verification key."""
         return self._public
@@ -302,6 +307,11 @@ class EdDSA:
     def can_sign(self) -> bool:
         """True with a private key."""
         return self._private is not None
+
+    @property
+    def private_key(self) -> ed25519.Ed25519PrivateKey | None:
+        """The signing key, or ``None`` for a verify-only key."""
+        return self._private
 
     @property
     def public_key(self) -> ed25519.Ed25519PublicKey:
