@@ -33,6 +33,7 @@ contains a token, secret or key.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 __all__ = [
@@ -60,6 +61,15 @@ __all__ = [
     "TokenwareError",
     "ValidationError",
 ]
+
+
+def _whole_seconds(retry_after: float) -> int:
+    # Rounded UP: int(2.7) == 2 told clients to retry before a retry could
+    # succeed. A non-finite value (never produced by tokenware) becomes 1
+    # instead of an OverflowError while building the error.
+    if not math.isfinite(retry_after):
+        return 1
+    return max(1, math.ceil(retry_after))
 
 
 class TokenwareError(Exception):
@@ -235,16 +245,17 @@ class Throttled(ClientError):
 
     Args:
         detail: reason for logs.
-        retry_after: whole seconds (at least 1) before a retry can succeed.
+        retry_after: seconds before a retry can succeed, rounded up to a
+            whole number of at least 1.
     """
 
     status_code = 429
     code = "rate_limited"
     title = "Too many requests"
 
-    def __init__(self, detail: str = "", *, retry_after: int = 1) -> None:
+    def __init__(self, detail: str = "", *, retry_after: float = 1) -> None:
         super().__init__(detail)
-        self.retry_after = max(1, int(retry_after))
+        self.retry_after = _whole_seconds(retry_after)
 
 
 class StoreError(TokenwareError):
@@ -265,12 +276,13 @@ class StoreUnavailable(StoreError):
 
     Args:
         detail: reason for logs.
-        retry_after: whole seconds (at least 1) before a retry may succeed.
+        retry_after: seconds before a retry may succeed, rounded up to a
+            whole number of at least 1.
     """
 
     code = "store_unavailable"
     title = "Service unavailable"
 
-    def __init__(self, detail: str = "", *, retry_after: int = 1) -> None:
+    def __init__(self, detail: str = "", *, retry_after: float = 1) -> None:
         super().__init__(detail)
-        self.retry_after = max(1, int(retry_after))
+        self.retry_after = _whole_seconds(retry_after)
