@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokenware.core.session import MAX_TTL
 from tokenware.errors import ConfigurationError
 from tokenware.keys import KeyRing
 from tokenware.stores.base import StorePair
@@ -32,7 +34,14 @@ _ALGORITHMS = ("HS256", "ES256", "EdDSA")
 
 
 def _positive(name: str, value: object, *, maximum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    # math.isfinite: "inf" from TOKENWARE_SESSION_TTL passed the old check
+    # and every session write then failed (an infinite expiry is not JSON).
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not value > 0
+    ):
         raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
     if maximum is not None and value > maximum:
         raise ConfigurationError(f"{name} must be at most {maximum} seconds, got {value!r}")
@@ -88,11 +97,12 @@ class Settings:
                 raise ConfigurationError(f"{name} must be a non-empty string or None")
         if not callable(self.clock):
             raise ConfigurationError("clock must be a callable returning seconds since the epoch")
-        if not isinstance(self.key_prefix, str) or not _PREFIX.match(self.key_prefix):
+        # fullmatch: with match(), "$" also matched before a trailing "\n".
+        if not isinstance(self.key_prefix, str) or not _PREFIX.fullmatch(self.key_prefix):
             raise ConfigurationError(
                 f"key_prefix must match {_PREFIX.pattern}, got {self.key_prefix!r}"
             )
-        _positive("session_ttl", self.session_ttl)
+        _positive("session_ttl", self.session_ttl, maximum=MAX_TTL)
         _positive("store_timeout", self.store_timeout, maximum=60)
         _positive("store_connect_timeout", self.store_connect_timeout, maximum=60)
 

@@ -65,7 +65,8 @@ class RootKey:
     secret: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.kid, str) or not _KID.match(self.kid):
+        # fullmatch: with match(), "$" also matched before a trailing "\n".
+        if not isinstance(self.kid, str) or not _KID.fullmatch(self.kid):
             raise ConfigurationError(f"key id must match {_KID.pattern}, got {self.kid!r}")
         if not isinstance(self.secret, bytes) or len(self.secret) < MIN_SECRET_BYTES:
             raise ConfigurationError(
