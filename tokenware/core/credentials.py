@@ -25,25 +25,41 @@ MAX_TOKEN_LENGTH = 8192
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 9110 §5.6.2 token, the syntax of an auth-scheme.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_OWS = " \t"
 
 
 def parse_authorization(header: str | None) -> str:
     """The bearer token in an ``Authorization`` header value.
 
     Raises:
-        MissingCredentials: no header, or an empty one.
-        InvalidRequest: another scheme, bad syntax or several credentials.
+        MissingCredentials: no header, an empty one, or a well-formed
+            scheme other than Bearer (no bearer credentials were sent).
+        InvalidRequest: a malformed scheme, ``Bearer`` without a token, bad
+            token syntax or several credentials.
     """
-    if header is None or not header.strip():
+    # Only SP and HTAB are optional whitespace (RFC 9110 §5.6.3); a bare
+    # str.strip() also removed Unicode spaces such as U+2003 and accepted
+    # "\u2003Bearer <token>".
+    value = "" if header is None else header.strip(_OWS)
+    if not value:
         raise MissingCredentials("no Authorization header")
-    if len(header) > MAX_TOKEN_LENGTH + 16:
+    if len(value) > MAX_TOKEN_LENGTH + 16:
         raise InvalidRequest("Authorization header too long")
-    scheme, sep, token = header.strip().partition(" ")
-    if not sep or scheme.lower() != "bearer":
-        raise InvalidRequest("Authorization scheme is not Bearer")
+    scheme, _, token = value.partition(" ")
+    if not _TOKEN.fullmatch(scheme):
+        raise InvalidRequest("malformed Authorization scheme")
+    if scheme.lower() != "bearer":
+        # A well-formed other scheme (Basic, Digest...) means no bearer
+        # credentials were sent: 401 without an error code (RFC 6750 §3.1,
+        # security.md C.54), not 400.
+        raise MissingCredentials("Authorization scheme is not Bearer")
+    # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token.
+    token = token.lstrip(" ")
     if not _B64TOKEN.fullmatch(token):
-        # Covers a second space, a comma-separated second credential and
-        # non-ASCII bytes, which must never reach a comparison.
+        # Covers a space inside the token, a comma-separated second
+        # credential and non-ASCII text, which must never reach a comparison.
         raise InvalidRequest("malformed bearer token")
     return token
 
