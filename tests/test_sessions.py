@@ -252,9 +252,18 @@ def test_list_with_pattern_characters_in_the_owner(tw: Tokenware, owner: str) ->
     assert mine not in others
 
 
-def test_list_drops_expired_sessions(tw: Tokenware, backend: str, clock: FrozenClock) -> None:
-    short = tw.sessions.add("alice", ttl=1)
-    long = tw.sessions.add("alice", ttl=60)
+@pytest.mark.parametrize("short_first", [True, False])
+def test_list_drops_expired_sessions(
+    tw: Tokenware, backend: str, clock: FrozenClock, short_first: bool
+) -> None:
+    # Either order: a short session added after a long one must not shorten
+    # the life of the owner's index.
+    if short_first:
+        short = tw.sessions.add("alice", ttl=1)
+        long = tw.sessions.add("alice", ttl=60)
+    else:
+        long = tw.sessions.add("alice", ttl=60)
+        short = tw.sessions.add("alice", ttl=1)
     assert {t.id for t in tw.sessions.list("alice")} == {short.id, long.id}
     elapse(backend, clock, 1.2)
     assert [t.id for t in tw.sessions.list("alice")] == [long.id]
