@@ -177,3 +177,16 @@ def test_store_outage_surfaces_as_store_unavailable_on_every_face() -> None:
         asyncio.run(main())
     finally:
         tw.close()
+
+
+def test_async_with_closes_the_async_face(tmp_path: Path) -> None:
+    """``async with tw.aio`` closes the async store; the sync face stays usable."""
+    tw = Tokenware(store=f"sqlite:///{tmp_path / 'tw.db'}", secret_key=SECRET)
+
+    async def main() -> str:
+        async with tw.aio as atw:
+            return (await atw.sessions.add("carol")).id
+
+    sid = asyncio.run(main())
+    assert tw.sessions.get(sid).owner_id == "carol"
+    tw.close()

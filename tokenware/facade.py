@@ -173,3 +173,9 @@ class AsyncTokenware:
     async def aclose(self) -> None:
         """Close the asynchronous store connections."""
         await self._tw.stores.aio.aclose()
+
+    async def __aenter__(self) -> AsyncTokenware:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
