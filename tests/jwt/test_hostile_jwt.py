@@ -375,20 +375,25 @@ def test_a16_unknown_and_huge_kid(monkeypatch: pytest.MonkeyPatch) -> None:
         for kid in ("", "a" * 65, 5, None, ["k1"], {"k": "k1"}):
             rejected(codec, forge(codec, header(codec, kid=kid)))
     # a 10 KB kid: refused by the size cap before any decoding ...
-    calls: list[str] = []
-    monkeypatch.setattr(jws, "b64url_decode", lambda s: calls.append(s) or b"")
+    calls: list[bytes] = []
+    monkeypatch.setattr(jws, "decode_segment", lambda s: calls.append(s) or b"")
     rejected(HS, forge(HS, header(HS, kid="a" * 10_240)))
     assert calls == []
     monkeypatch.undo()
-    # ... and by the kid pattern (before any lookup) when the cap allows it
+    # ... and by its length (before any lookup) when the cap allows it
     big = make("HS256", max_size=65536)
     lookups: list[str] = []
-    real_get = JwtKeys.get
-    monkeypatch.setattr(
-        JwtKeys, "get", lambda self, kid: lookups.append(kid) or real_get(self, kid)
-    )
+
+    class Recording(dict[str, Any]):
+        def get(self, kid: str, default: Any = None) -> Any:
+            lookups.append(kid)
+            return super().get(kid, default)
+
+    monkeypatch.setattr(big, "_by_kid", Recording(big.keys.by_kid))
     rejected(big, forge(big, header(big, kid="a" * 10_240)))
     assert lookups == []
+    assert big.decode(forge(big), now=NOW).subject == "alice"
+    assert lookups == ["k1"]
 
 
 @pytest.mark.parametrize("algorithm", ["HS256", "ES256", "EdDSA"])
@@ -638,8 +643,8 @@ def test_a35_huge_token_rejected_before_decoding(
     h, p, s = token.split(".")
     huge = f"{h}.{p}{'A' * (size - len(token))}.{s}"
     assert len(huge) >= size
-    calls: list[str] = []
-    monkeypatch.setattr(jws, "b64url_decode", lambda seg: calls.append(seg) or b"")
+    calls: list[Any] = []
+    monkeypatch.setattr(jws, "decode_segment", lambda seg: calls.append(seg) or b"")
     monkeypatch.setattr(jws, "loads_strict", lambda raw: calls.append("json") or {})
     start = time.perf_counter()
     for _ in range(100):

@@ -169,9 +169,12 @@ def test_compact_and_split() -> None:
     key = jws.Hs256(b"k" * 32)
     token = jws.compact({"alg": "HS256"}, {"a": "é"}, key)
     h, p, s = jws.split(token)
-    assert json.loads(jws.b64url_decode(h)) == {"alg": "HS256"}
-    assert jws.loads_strict(jws.b64url_decode(p)) == {"a": "é"}
-    assert key.verify(f"{h}.{p}".encode(), jws.b64url_decode(s))
+    assert json.loads(jws.decode_segment(h)) == {"alg": "HS256"}
+    assert jws.loads_segment(p) == {"a": "é"}
+    assert key.verify(h + b"." + p, jws.decode_segment(s))
+    header, signing_input, payload, signature = jws.parse(token)
+    assert (header, signing_input, payload) == ({"alg": "HS256"}, h + b"." + p, p)
+    assert key.verify(signing_input, signature)
     with pytest.raises(ConfigurationError):
         jws.compact({"alg": "none"}, {}, key)
 
@@ -201,4 +204,21 @@ def test_split_refuses(token: object) -> None:
 def test_split_caps_size_first() -> None:
     with pytest.raises(InvalidToken, match="too large"):
         jws.split("a" * 8193)
-    assert jws.split("a.b.c", 5) == ("a", "b", "c")
+    assert jws.split("a.b.c", 5) == (b"a", b"b", b"c")
+
+
+@pytest.mark.parametrize("segment", ["a+b", "a/b", "a=", "a b", "é", "a.b", ""])
+def test_b64url_decode_checks_the_alphabet(segment: str) -> None:
+    with pytest.raises(InvalidToken):
+        jws.b64url_decode(segment) if segment else jws.decode_segment(b"A")
+
+
+@given(st.binary(min_size=32, max_size=100), st.binary(max_size=600))
+def test_hs256_equals_hmac_digest(secret: bytes, data: bytes) -> None:
+    """The precomputed-pad HMAC is exactly RFC 2104 HMAC-SHA256 (keys over 64 bytes too)."""
+    import hashlib
+    import hmac
+
+    key = jws.Hs256(secret)
+    assert key.sign(data) == hmac.digest(secret, data, hashlib.sha256)
+    assert key.verify(data, hmac.digest(secret, data, hashlib.sha256))

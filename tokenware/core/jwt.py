@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tokenware.core import jws
-from tokenware.core.jwt_keys import JwtKey, JwtKeys
+from tokenware.core.jwt_keys import JwtKeys
 from tokenware.errors import ConfigurationError, ExpiredToken, InvalidToken, ValidationError
 from tokenware.identity import Identity
 
@@ -68,7 +68,9 @@ RESERVED_CLAIMS = frozenset(
 
 _HEADER_NAMES = frozenset({"alg", "typ", "kid"})
 _TYPES = frozenset({"at+jwt", "application/at+jwt"})
-_KID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Longer kids are refused before any lookup (every configured kid is shorter).
+_MAX_KID = 64
+_NO_SCOPES: frozenset[str] = frozenset()
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = r"[\x21\x23-\x5b\x5d-\x7e]+"  # noqa: S105 - a character class
 _SCOPE_TOKEN_RE = re.compile(_SCOPE_TOKEN)
@@ -98,11 +100,12 @@ class AccessClaims:
     claims: Mapping[str, Any]
 
 
-def _date(payload: dict[str, Any], name: str) -> int:
-    value = payload.get(name)
-    if type(value) is not int or not 0 < value < _MAX_DATE:
-        raise InvalidToken(f"{name} must be a positive JSON integer")
-    return value
+def _date_problem(exp: object, iat: object, max_lifetime: int) -> str:
+    """Why ``exp``/``iat`` were refused, for the log (the slow path)."""
+    for name, value in (("exp", exp), ("iat", iat)):
+        if type(value) is not int or not 0 < value < _MAX_DATE:
+            return f"{name} must be a positive JSON integer below 2^53"
+    return f"exp must follow iat by 1 to {max_lifetime} seconds"
 
 
 class AccessTokenCodec:
@@ -123,6 +126,7 @@ class AccessTokenCodec:
 
     __slots__ = (
         "_audience",
+        "_by_kid",
         "_current",
         "_issuer",
         "_keys",
@@ -154,6 +158,7 @@ class AccessTokenCodec:
             raise ConfigurationError("max_lifetime must be a positive integer of seconds")
         self._keys = keys
         self._current = keys.current
+        self._by_kid = dict(keys.by_kid)
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
@@ -285,50 +290,58 @@ class AccessTokenCodec:
             ExpiredToken: the token is sound but has expired.
             InvalidToken: anything else; the reason is only in ``detail``.
         """
-        h64, p64, s64 = jws.split(token, self._max_size)
-        header = jws.loads_strict(jws.b64url_decode(h64))
+        header, signing_input, payload, signature = jws.parse(token, self._max_size)
+        # Header: only alg, typ, kid; typ at+jwt; kid picks the key; alg must be its alg.
         if not _HEADER_NAMES.issuperset(header):
             raise InvalidToken("header parameter outside alg, typ, kid")
         typ = header.get("typ")
-        if type(typ) is not str or typ.lower() not in _TYPES:
+        if typ != TOKEN_TYPE and (type(typ) is not str or typ.lower() not in _TYPES):
             raise InvalidToken("typ is not at+jwt")
-        key = self._key_for(header)
-        if header.get("alg") != key.key.alg or type(header["alg"]) is not str:
-            raise InvalidToken("alg is not the key's algorithm")
-        signature = jws.b64url_decode(s64)
-        if not key.key.verify(f"{h64}.{p64}".encode("ascii"), signature):
-            raise InvalidToken("bad signature")
-        return self._claims(jws.loads_strict(jws.b64url_decode(p64)), now, verify_exp)
-
-    def _key_for(self, header: dict[str, Any]) -> JwtKey:
-        if "kid" not in header:
-            return self._current
-        kid = header["kid"]
-        if type(kid) is not str or _KID.fullmatch(kid) is None:
+        kid = header.get("kid")
+        if kid is None:
+            if "kid" in header:
+                raise InvalidToken("kid is null")
+            key = self._current
+        elif type(kid) is not str or len(kid) > _MAX_KID:
             raise InvalidToken("malformed kid")
-        key = self._keys.get(kid)
-        if key is None:
-            raise InvalidToken("unknown kid")
-        return key
+        else:
+            found = self._by_kid.get(kid)
+            if found is None:
+                raise InvalidToken("unknown kid")
+            key = found
+        # JSON strings only ever equal strings: no type check needed for alg.
+        if header.get("alg") != key.alg:
+            raise InvalidToken("alg is not the key's algorithm")
+        if not key.key.verify(signing_input, signature):
+            raise InvalidToken("bad signature")
+        return self._claims(jws.loads_segment(payload), now, verify_exp)
 
     def _claims(self, payload: dict[str, Any], now: float, verify_exp: bool) -> AccessClaims:
-        exp = _date(payload, "exp")
-        iat = _date(payload, "iat")
+        exp = payload.get("exp")
+        iat = payload.get("iat")
+        if (
+            type(exp) is not int
+            or type(iat) is not int
+            or not 0 < iat < exp < _MAX_DATE
+            or exp - iat > self._max_lifetime
+        ):
+            raise InvalidToken(_date_problem(exp, iat, self._max_lifetime))
         if "nbf" in payload:
-            nbf = _date(payload, "nbf")
+            nbf = payload["nbf"]
+            if type(nbf) is not int or not 0 < nbf < _MAX_DATE:
+                raise InvalidToken("nbf must be a positive JSON integer")
             if nbf > now + self._leeway:
                 raise InvalidToken("nbf is in the future")
-        if payload.get("iss") != self._issuer or type(payload["iss"]) is not str:
+        # JSON values are exact types: only a str can equal a str.
+        if payload.get("iss") != self._issuer:
             raise InvalidToken("wrong issuer")
         aud = payload.get("aud")
-        if type(aud) is str:
-            if aud != self._audience:
-                raise InvalidToken("wrong audience")
-        elif type(aud) is list:
-            if self._audience not in aud or not all(type(a) is str for a in aud):
-                raise InvalidToken("wrong audience")
-        else:
-            raise InvalidToken("aud must be a string or an array of strings")
+        if aud != self._audience and (
+            type(aud) is not list
+            or self._audience not in aud
+            or not all(type(a) is str for a in aud)
+        ):
+            raise InvalidToken("wrong audience")
         sub = payload.get("sub")
         if type(sub) is not str or not sub:
             raise InvalidToken("sub must be a non-empty string")
@@ -337,27 +350,20 @@ class AccessTokenCodec:
             raise InvalidToken("jti must be a non-empty string")
         if "sid" in payload and (type(payload["sid"]) is not str or not payload["sid"]):
             raise InvalidToken("sid must be a non-empty string")
-        if "scope" in payload:
-            scope = payload["scope"]
-            if type(scope) is not str or _SCOPE_RE.fullmatch(scope) is None:
-                raise InvalidToken("scope must be space-separated scope tokens")
-            scopes = frozenset(scope.split(" "))
+        scope = payload.get("scope")
+        if scope is None:
+            if "scope" in payload:
+                raise InvalidToken("scope is null")
+            scopes: frozenset[str] = _NO_SCOPES
+        elif type(scope) is not str or _SCOPE_RE.fullmatch(scope) is None:
+            raise InvalidToken("scope must be space-separated scope tokens")
         else:
-            scopes = frozenset()
-        if not 0 < exp - iat <= self._max_lifetime:
-            raise InvalidToken("lifetime out of range")
+            scopes = frozenset(scope.split(" "))
         if iat > now + self._leeway:
             raise InvalidToken("iat is in the future")
         if verify_exp and now > exp + self._leeway:
             raise ExpiredToken("the access token has expired")
-        return AccessClaims(
-            subject=sub,
-            token_id=jti,
-            issued_at=iat,
-            expires_at=exp,
-            scopes=scopes,
-            claims=payload,
-        )
+        return AccessClaims(sub, jti, iat, exp, scopes, payload)
 
     def jwks(self) -> dict[str, Any]:
         """The public keys as a JWK Set (``{"keys": []}`` for HS256)."""

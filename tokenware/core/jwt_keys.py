@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
@@ -210,6 +211,11 @@ class JwtKeys:
     def keys(self) -> tuple[JwtKey, ...]:
         """Every key, newest first."""
         return self._keys
+
+    @property
+    def by_kid(self) -> Mapping[str, JwtKey]:
+        """Every key by its id (read-only)."""
+        return MappingProxyType(self._by_kid)
 
     def get(self, kid: str) -> JwtKey | None:
         """The key with id ``kid``, or ``None``."""
