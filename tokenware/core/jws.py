@@ -2,7 +2,7 @@
 
 Only what access tokens need: HS256, ES256 and EdDSA (Ed25519), compact
 serialization, no unencoded payloads, no JWE, no keys from headers. The
-primitives are ``hmac`` and pyca/cryptography; there is no JOSE library at
+primitives are ``hashlib``/``hmac`` and pyca/cryptography; no JOSE library at
 run time.
 
 Parsing is strict where common libraries are lenient (``reference/security.md``
