@@ -8,6 +8,7 @@ Only the process started here is ever signalled, by its pid.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,11 +23,31 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 
 
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port(*, cluster: bool = False) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    A cluster node also listens on ``port + 10000`` (its bus port), so Redis
+    refuses ports above 55535 there; the kernel's ephemeral range goes higher.
+    """
+    if not cluster:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 55535)
+        if _port_is_free(port) and _port_is_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 def _command(*parts: str) -> bytes:
@@ -101,7 +122,7 @@ class RedisServer:
         if self._process is not None:
             raise RuntimeError("redis-server already started")
         if not self.port:
-            self.port = _free_port()
+            self.port = _free_port(cluster="--cluster-enabled" in self.args)
         self.directory.mkdir(parents=True, exist_ok=True)
         log = self.directory / f"redis-{self.port}.log"
         options = {
