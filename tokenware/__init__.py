@@ -9,6 +9,7 @@ or Redis.
 from __future__ import annotations
 
 from tokenware import errors
+from tokenware.challenges import Challenge, ChallengeInfo, ChallengeVerification, SecretSpec
 from tokenware.facade import AsyncTokenware, Tokenware
 from tokenware.identity import ANONYMOUS, Anonymous, Identity
 from tokenware.jwt import TokenPair
@@ -21,9 +22,13 @@ __all__ = [
     "ANONYMOUS",
     "Anonymous",
     "AsyncTokenware",
+    "Challenge",
+    "ChallengeInfo",
+    "ChallengeVerification",
     "Identity",
     "KeyRing",
     "RootKey",
+    "SecretSpec",
     "SessionToken",
     "TokenPair",
     "Tokenware",

@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from tokenware._drive import run_async, run_sync
+from tokenware.challenges import AsyncChallenges, Challenges
 from tokenware.config import DEFAULT_STORE_URL, Settings, settings_from_env
+from tokenware.core.challenge import ChallengeRules
 from tokenware.core.credentials import Verifiers, authenticate
 from tokenware.core.encoding import Random
 from tokenware.core.flow import Flow
@@ -107,6 +109,9 @@ class Tokenware:
         self.sessions = Sessions(self._verifiers.sessions, self._run, clock, random)
         #: Access JWTs and rotating refresh tokens.
         self.jwt = Jwt(self.settings, self._run, random=random)
+        self._challenge_rules = ChallengeRules(ring=keys, prefix=key_prefix, rand=random)
+        #: One-time challenges: email links and SMS codes.
+        self.challenges = Challenges(self._challenge_rules, self._run, clock)
         #: The async facade over the same store.
         self.aio = AsyncTokenware(self)
 
@@ -160,6 +165,10 @@ class AsyncTokenware:
         )
         #: Access JWTs and rotating refresh tokens (coroutines).
         self.jwt: AsyncJwt = tw.jwt._with_runner(self._run)
+        #: One-time challenges: email links and SMS codes (coroutines).
+        self.challenges = cast(
+            AsyncChallenges, Challenges(tw._challenge_rules, self._run, tw.settings.clock)
+        )
 
     def _run(self, flow: Flow[Any]) -> Any:
         return run_async(flow, self._tw.stores.aio)
