@@ -15,18 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import need
 
 from tokenware.stores import StorePair, store_from_url
 from tokenware.testing import FrozenClock
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def need(reason: str) -> None:
-    """Skip locally, fail in CI: a missing dependency must never pass CI."""
-    if IN_CI:
-        pytest.fail(f"required for CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tokenware import Tokenware
 from tokenware._drive import run_sync
@@ -37,3 +40,12 @@ class Counter:
                 return stop.value
 
         return run_sync(counting(), self.tw.stores.sync)
+
+
+def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh store of ``backend`` (Redis: the shared test server)."""
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'challenges.db'}"
+    return str(request.getfixturevalue("redis_url"))

@@ -12,22 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _challenge_helpers import Counter, Factory
+from _challenge_helpers import Counter, Factory, store_url
 
 from tokenware import Tokenware
 from tokenware.stores import StorePair, store_from_url
 from tokenware.testing import FrozenClock, make_secret_key
 
 SECRET = make_secret_key("test-challenges")
-
-
-def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of a fresh store of ``backend`` (Redis: the shared test server)."""
-    if backend == "memory":
-        return "memory://"
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'challenges.db'}"
-    return str(request.getfixturevalue("redis_url"))
 
 
 @pytest.fixture

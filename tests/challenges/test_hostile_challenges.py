@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _challenge_helpers import Counter, Factory
-from conftest import store_url  # the challenge conftest sits first on sys.path
+from _challenge_helpers import Counter, Factory, store_url
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from _redis_server import RedisServer, _free_port
-from conftest import IN_CI, need
+from _support import IN_CI, need
 
 from tokenware.core.ops import Absent, Batch, Equals, Put, SetAdd
 from tokenware.errors import ConfigurationError, StoreError, StoreUnavailable, ValidationError
