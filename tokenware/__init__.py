@@ -14,6 +14,7 @@ from tokenware.facade import AsyncTokenware, Tokenware
 from tokenware.identity import ANONYMOUS, Anonymous, Identity
 from tokenware.jwt import TokenPair
 from tokenware.keys import KeyRing, RootKey
+from tokenware.pats import GeneratedPat, IssuedPat, PatRecord, PatVerification
 from tokenware.sessions import SessionToken
 
 __version__ = "0.1.0.dev0"
@@ -25,8 +26,12 @@ __all__ = [
     "Challenge",
     "ChallengeInfo",
     "ChallengeVerification",
+    "GeneratedPat",
     "Identity",
+    "IssuedPat",
     "KeyRing",
+    "PatRecord",
+    "PatVerification",
     "RootKey",
     "SecretSpec",
     "SessionToken",

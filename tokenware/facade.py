@@ -20,11 +20,13 @@ from tokenware.core.challenge import ChallengeRules
 from tokenware.core.credentials import Verifiers, authenticate
 from tokenware.core.encoding import Random
 from tokenware.core.flow import Flow
+from tokenware.core.pat import PatRules
 from tokenware.core.session import SessionRules
 from tokenware.errors import ConfigurationError
 from tokenware.identity import Identity
 from tokenware.jwt import AsyncJwt, Jwt
 from tokenware.keys import KeyRing
+from tokenware.pats import AsyncPats, Pats
 from tokenware.sessions import AsyncSessions, Sessions
 from tokenware.stores import StorePair, store_from_url
 
@@ -102,13 +104,18 @@ class Tokenware:
                 store, clock=clock, timeout=store_timeout, connect_timeout=store_connect_timeout
             )
         )
+        pat_rules = PatRules(ring=keys, prefix=key_prefix)
         self._verifiers = Verifiers(
             sessions=SessionRules(ring=keys, prefix=key_prefix, default_ttl=session_ttl),
+            pats=pat_rules,
+            clock=clock,
         )
         #: Session tokens and short-lived values.
         self.sessions = Sessions(self._verifiers.sessions, self._run, clock, random)
         #: Access JWTs and rotating refresh tokens.
         self.jwt = Jwt(self.settings, self._run, random=random)
+        #: Personal access tokens.
+        self.pats = Pats(pat_rules, self._run, clock, random)
         self._challenge_rules = ChallengeRules(ring=keys, prefix=key_prefix, rand=random)
         #: One-time challenges: email links and SMS codes.
         self.challenges = Challenges(self._challenge_rules, self._run, clock)
@@ -165,6 +172,8 @@ class AsyncTokenware:
         )
         #: Access JWTs and rotating refresh tokens (coroutines).
         self.jwt: AsyncJwt = tw.jwt._with_runner(self._run)
+        #: Personal access tokens (coroutines; ``list`` is an async iterator).
+        self.pats: AsyncPats = tw.pats._with_runner(self._run)
         #: One-time challenges: email links and SMS codes (coroutines).
         self.challenges = cast(
             AsyncChallenges, Challenges(tw._challenge_rules, self._run, tw.settings.clock)

@@ -3,22 +3,28 @@
 :func:`parse_authorization` reads an RFC 6750 bearer credential;
 :func:`authenticate` dispatches on the token's shape and returns an
 :class:`~tokenware.identity.Identity` or raises. Capabilities register the
-shapes they verify in :class:`Verifiers`; today that is the ``tws_`` session
-token.
+shapes they verify in :class:`Verifiers`: the ``tws_`` session token and the
+``twp_`` personal access token (plus the @access-tokens ``pat_`` form while
+migrating).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tokenware.core.flow import Flow
+from tokenware.core.pat import PatRules
 from tokenware.core.session import KEY_PREFIX as SESSION_PREFIX
 from tokenware.core.session import SessionRules
 from tokenware.errors import InvalidRequest, InvalidToken, MissingCredentials, NotFound
 from tokenware.identity import Identity
 
 __all__ = ["MAX_TOKEN_LENGTH", "Verifiers", "authenticate", "parse_authorization"]
+
+log = logging.getLogger("tokenware.credentials")
 
 #: Longer credentials are refused before any parsing (8 KiB, a common header cap).
 MAX_TOKEN_LENGTH = 8192
@@ -69,6 +75,9 @@ class Verifiers:
     """The token verifiers :func:`authenticate` dispatches to."""
 
     sessions: SessionRules
+    pats: PatRules | None = None
+    #: The facade's clock: PAT expiry is decided in code, not by the store.
+    clock: Callable[[], float] | None = None
 
 
 def authenticate(authorization: str | None, verifiers: Verifiers) -> Flow[Identity]:
@@ -93,4 +102,34 @@ def authenticate(authorization: str | None, verifiers: Verifiers) -> Flow[Identi
             claims=dict(session.attrs),
             expires_at=session.expires_at,
         )
+    pats = verifiers.pats
+    if pats is not None and (
+        token.startswith(pats.token_prefix)
+        or (pats.legacy_prefix is not None and token.startswith(pats.legacy_prefix))
+    ):
+        if verifiers.clock is None:
+            raise InvalidToken("personal access tokens need a clock in Verifiers")
+        return (yield from _authenticate_pat(token, pats, verifiers.clock()))
     raise InvalidToken("unrecognised token format")
+
+
+def _authenticate_pat(token: str, pats: PatRules, now: float) -> Flow[Identity]:
+    """A personal access token: the reason of a failure goes to the log, by token id only."""
+    result = yield from pats.verify(token, now=now)
+    if not result.valid or result.record is None:
+        parts = pats.parse(token)
+        token_id = None if isinstance(parts, str) else parts.token_id
+        if token_id is None:
+            log.debug("personal access token refused: %s", result.reason)
+        else:
+            log.info("personal access token %s refused: %s", token_id, result.reason)
+        raise InvalidToken("invalid personal access token")
+    record = result.record
+    return Identity(
+        subject=record.owner,
+        kind="pat",
+        scopes=frozenset(record.roles),
+        token_id=record.token_id,
+        is_admin=record.is_admin,
+        expires_at=record.expires_at,
+    )
