@@ -12,6 +12,10 @@ transaction on SQLite, a locked section in memory). Flows use it for
 compare-and-set: read a record, decide in Python (constant-time secret
 comparisons belong in Python, not in Lua), then write only if the record is
 still the one that was read.
+
+:class:`Gcra` is the one exception to "decide in Python": a rate limiter must
+read, decide and write in one round trip, on one clock shared by every app
+server, so its arithmetic runs inside the store.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ __all__ = [
     "Batch",
     "Delete",
     "Equals",
+    "Gcra",
+    "GcraResult",
     "Get",
     "GetMany",
     "Guard",
@@ -195,4 +201,48 @@ class Purge:
         return store.purge(self.prefix)
 
 
-Op = Get | GetMany | Members | Apply | Purge
+@dataclass(frozen=True, slots=True)
+class GcraResult:
+    """What one :class:`Gcra` hit decided, computed inside the store.
+
+    Attributes:
+        allowed: whether the hit conforms (and, for ``cost > 0``, was counted).
+        remaining: further unit-cost hits that would conform right now.
+        retry_after: seconds until this same hit would conform (0 if allowed).
+        reset_after: seconds until the key is back to a full burst.
+    """
+
+    allowed: bool
+    remaining: int
+    retry_after: float
+    reset_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class Gcra:
+    """One hit of the generic cell rate algorithm on ``key``; the result is a :class:`GcraResult`.
+
+    The store keeps one value per key, the theoretical arrival time (TAT, in
+    whole microseconds), reads its own clock (Redis: ``TIME``), decides and
+    writes the new TAT with a TTL in ONE atomic operation. With emission
+    interval ``T = interval`` and tolerance ``tau = T * burst``, a hit of
+    ``cost`` conforms when ``max(tat, now) + T * cost - now <= tau``. So
+    ``burst`` hits pass at once, then one every ``T`` seconds.
+
+    ``cost`` 0 only tests (nothing is written); a negative cost gives
+    ``-cost`` units back (never below "now"; used to undo a hit). A denied
+    hit writes nothing, so a cost larger than ``burst`` is always denied
+    and consumes nothing.
+    """
+
+    key: str
+    interval: float
+    burst: int
+    cost: int = 1
+
+    def call(self, store: Store | AsyncStore) -> Any:
+        """Run against ``store`` (a value, or an awaitable for async stores)."""
+        return store.gcra(self)
+
+
+Op = Get | GetMany | Members | Apply | Purge | Gcra

@@ -14,19 +14,24 @@ write whose reply was lost.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from tokenware.core.ops import Batch, Put, SetAdd
+from tokenware.core.ops import Batch, Gcra, GcraResult, Put, SetAdd
 from tokenware.errors import ValidationError
 
 __all__ = [
+    "MAX_GCRA_TOLERANCE_US",
     "AsyncStore",
+    "GcraStep",
     "Store",
     "StorePair",
     "check_batch",
+    "check_gcra",
+    "gcra_step",
     "hash_tag",
 ]
 
@@ -53,6 +58,9 @@ class Store(Protocol):
     def ttl(self, key: str) -> float | None:
         """Seconds left for ``key``; ``None`` if missing or without expiry."""
 
+    def gcra(self, op: Gcra) -> GcraResult:
+        """One GCRA hit on the store's own clock, read-decide-write atomically."""
+
     def close(self) -> None:
         """Release connections."""
 
@@ -78,6 +86,9 @@ class AsyncStore(Protocol):
 
     async def ttl(self, key: str) -> float | None:
         """Seconds left for ``key``; ``None`` if missing or without expiry."""
+
+    async def gcra(self, op: Gcra) -> GcraResult:
+        """One GCRA hit on the store's own clock, read-decide-write atomically."""
 
     async def aclose(self) -> None:
         """Release connections."""
@@ -124,3 +135,81 @@ def check_batch(batch: Batch) -> None:
     for write in batch.writes:
         if isinstance(write, (Put, SetAdd)) and write.ttl is not None and not write.ttl > 0:
             raise ValidationError(f"ttl must be a positive number of seconds, got {write.ttl!r}")
+
+
+#: Largest tolerance (``interval * burst``) a GCRA key may have: 100 years in
+#: microseconds, far inside the 2**53 integers a Lua number holds exactly.
+MAX_GCRA_TOLERANCE_US = 100 * 365 * 24 * 3600 * 1_000_000
+
+
+def check_gcra(op: Gcra) -> tuple[int, int]:
+    """Validate a :class:`~tokenware.core.ops.Gcra` hit; return ``(T_us, tau_us)``.
+
+    The emission interval is rounded to whole microseconds (at least 1), the
+    unit every backend computes in, so all three agree to the microsecond.
+
+    Raises:
+        ValidationError: an empty key, an interval that is not a positive
+            finite number, a burst that is not a positive int, a cost that
+            is not an int, or a tolerance beyond 100 years.
+    """
+    if not isinstance(op.key, str) or not op.key:
+        raise ValidationError("gcra key must be a non-empty string")
+    interval = op.interval
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, (int, float))
+        or not 0 < interval < math.inf
+    ):
+        raise ValidationError(
+            f"gcra interval must be a positive number of seconds, got {interval!r}"
+        )
+    for name, value, low in (("burst", op.burst, 1), ("cost", op.cost, None)):
+        if isinstance(value, bool) or not isinstance(value, int) or (low and value < low):
+            raise ValidationError(
+                f"gcra {name} must be an int{' >= 1' if low else ''}, got {value!r}"
+            )
+    t_us = max(1, round(interval * 1_000_000))
+    tau = t_us * op.burst
+    if tau > MAX_GCRA_TOLERANCE_US or abs(op.cost) * t_us > MAX_GCRA_TOLERANCE_US:
+        raise ValidationError("gcra interval * burst (or * cost) exceeds 100 years")
+    return t_us, tau
+
+
+@dataclass(frozen=True, slots=True)
+class GcraStep:
+    """The outcome of :func:`gcra_step`: the result and what to store.
+
+    Attributes:
+        result: what the hit decided.
+        write: whether the stored TAT changes.
+        tat: the new TAT in microseconds; at or before ``now`` means "delete
+            the key" (a fresh key behaves the same).
+    """
+
+    result: GcraResult
+    write: bool
+    tat: int
+
+
+def gcra_step(stored: int | None, now: int, t_us: int, tau: int, cost: int) -> GcraStep:
+    """GCRA arithmetic in whole microseconds, as ``lua/gcra.lua`` does it.
+
+    The memory and SQLite stores call this inside their lock or transaction;
+    the Lua script is a line-for-line translation, so every backend decides
+    identically for identical inputs.
+    """
+    tat = now if stored is None or stored < now else stored
+    if cost < 0:
+        new = max(tat + t_us * cost, now)
+        diff = new - now
+        result = GcraResult(True, max(0, (tau - diff) // t_us), 0.0, diff / 1e6)
+        return GcraStep(result, stored is not None, new)
+    new = tat + t_us * cost
+    diff = new - now
+    if diff > tau:
+        remaining = max(0, (tau - (tat - now)) // t_us)
+        result = GcraResult(False, remaining, (diff - tau) / 1e6, (tat - now) / 1e6)
+        return GcraStep(result, False, tat)
+    result = GcraResult(True, (tau - diff) // t_us, 0.0, diff / 1e6)
+    return GcraStep(result, cost > 0, new)

@@ -19,9 +19,20 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 
-from tokenware.core.ops import Absent, Batch, Delete, Equals, Present, Put, SetAdd, SetRemove
+from tokenware.core.ops import (
+    Absent,
+    Batch,
+    Delete,
+    Equals,
+    Gcra,
+    GcraResult,
+    Present,
+    Put,
+    SetAdd,
+    SetRemove,
+)
 from tokenware.errors import StoreUnavailable
-from tokenware.stores.base import StorePair, check_batch
+from tokenware.stores.base import StorePair, check_batch, check_gcra, gcra_step
 
 __all__ = ["AsyncMemoryStore", "MemoryStore", "memory_store"]
 
@@ -167,6 +178,30 @@ class MemoryStore:
                 return None
             return self._expiry[key] - now
 
+    def gcra(self, op: Gcra) -> GcraResult:
+        """One GCRA hit under the lock, on the injected clock."""
+        t_us, tau = check_gcra(op)
+        with self._lock:
+            self._check()
+            now_s = self._clock()
+            now = round(now_s * 1_000_000)
+            value = self._live(op.key, now_s)
+            stored = None
+            if isinstance(value, bytes):
+                try:
+                    stored = int(value)
+                except ValueError:
+                    stored = None  # not a TAT: the hit starts the key afresh
+            step = gcra_step(stored, now, t_us, tau, op.cost)
+            if step.write:
+                if step.tat > now:
+                    self._data[op.key] = b"%d" % step.tat
+                    self._expiry[op.key] = now_s + (step.tat - now) / 1_000_000
+                else:
+                    self._data.pop(op.key, None)
+                    self._expiry.pop(op.key, None)
+            return step.result
+
     def close(self) -> None:
         """Nothing to release; present for the contract."""
 
@@ -200,6 +235,10 @@ class AsyncMemoryStore:
     async def ttl(self, key: str) -> float | None:
         """Seconds left for ``key``."""
         return self._store.ttl(key)
+
+    async def gcra(self, op: Gcra) -> GcraResult:
+        """One GCRA hit under the lock, on the injected clock."""
+        return self._store.gcra(op)
 
     async def aclose(self) -> None:
         """Nothing to release; present for the contract."""

@@ -27,9 +27,20 @@ from importlib import resources
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from tokenware.core.ops import Absent, Batch, Delete, Equals, Present, Put, SetAdd, SetRemove
+from tokenware.core.ops import (
+    Absent,
+    Batch,
+    Delete,
+    Equals,
+    Gcra,
+    GcraResult,
+    Present,
+    Put,
+    SetAdd,
+    SetRemove,
+)
 from tokenware.errors import ConfigurationError, StoreError, StoreUnavailable
-from tokenware.stores.base import StorePair, check_batch
+from tokenware.stores.base import StorePair, check_batch, check_gcra
 
 try:
     import redis
@@ -51,6 +62,7 @@ HEALTH_CHECK_INTERVAL = 30
 PURGE_BATCH = 500
 
 _APPLY_LUA = resources.files("tokenware.stores.lua").joinpath("apply.lua").read_text("utf-8")
+_GCRA_LUA = resources.files("tokenware.stores.lua").joinpath("gcra.lua").read_text("utf-8")
 
 # Transient conditions: the server is down, slow, starting, failing over or
 # a replica. Checked in order; the auth errors (subclasses of
@@ -121,6 +133,18 @@ def _encode(batch: Batch) -> tuple[list[str], list[bytes | str]]:
         else:  # pragma: no cover - the Write union is closed
             raise TypeError(f"unknown write {type(write).__name__}")
     return keys, argv
+
+
+def _gcra_args(op: Gcra) -> list[int]:
+    """``ARGV`` for ``gcra.lua``: T and tau in microseconds, then the cost."""
+    t_us, tau = check_gcra(op)
+    return [t_us, tau, op.cost]
+
+
+def _gcra_result(reply: Any) -> GcraResult:
+    """The four integers ``gcra.lua`` returns, as a :class:`GcraResult`."""
+    allowed, remaining, retry_us, reset_us = (int(v) for v in reply)
+    return GcraResult(allowed == 1, remaining, retry_us / 1e6, reset_us / 1e6)
 
 
 def _glob_escape(prefix: str) -> str:
@@ -276,6 +300,7 @@ class RedisStore:
         # SCRIPT FLUSH, a restart or a failover). That is safe, unlike a
         # retry: NOSCRIPT means the script did not run.
         self._apply: Any = self._client.register_script(_APPLY_LUA)
+        self._gcra: Any = self._client.register_script(_GCRA_LUA)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._url!r})"
@@ -366,6 +391,19 @@ class RedisStore:
             _fail(exc, "PTTL")
         return _seconds(pttl)
 
+    def gcra(self, op: Gcra) -> GcraResult:
+        """One GCRA hit in one Lua script on Redis's clock (one round trip).
+
+        Raises:
+            ValidationError: a bad interval, burst or cost, before anything is sent.
+        """
+        args = _gcra_args(op)
+        try:
+            reply = self._gcra(keys=[op.key], args=args)
+        except Exception as exc:
+            _fail(exc, "gcra script")
+        return _gcra_result(reply)
+
     def close(self) -> None:
         """Close the connection pool (it reconnects if used again)."""
         try:
@@ -380,6 +418,7 @@ class _LoopClient:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.apply: Any = client.register_script(_APPLY_LUA)
+        self.gcra: Any = client.register_script(_GCRA_LUA)
         self.closer: AsyncGenerator[None, None] | None = None
 
 
@@ -538,6 +577,20 @@ class AsyncRedisStore:
         except Exception as exc:
             _fail(exc, "PTTL")
         return _seconds(pttl)
+
+    async def gcra(self, op: Gcra) -> GcraResult:
+        """One GCRA hit in one Lua script on Redis's clock (one round trip).
+
+        Raises:
+            ValidationError: a bad interval, burst or cost, before anything is sent.
+        """
+        args = _gcra_args(op)
+        try:
+            script = (await self._current()).gcra
+            reply = await script(keys=[op.key], args=args)
+        except Exception as exc:
+            _fail(exc, "gcra script")
+        return _gcra_result(reply)
 
     async def aclose(self) -> None:
         """Close the running loop's client (a later call opens a new one)."""

@@ -50,9 +50,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from tokenware.core.ops import Absent, Batch, Delete, Equals, Present, Put, SetAdd, SetRemove
+from tokenware.core.ops import (
+    Absent,
+    Batch,
+    Delete,
+    Equals,
+    Gcra,
+    GcraResult,
+    Present,
+    Put,
+    SetAdd,
+    SetRemove,
+)
 from tokenware.errors import ConfigurationError, StoreError, StoreUnavailable, ValidationError
-from tokenware.stores.base import StorePair, check_batch
+from tokenware.stores.base import StorePair, check_batch, check_gcra, gcra_step
 
 __all__ = ["AsyncSQLiteStore", "SQLiteStore", "parse_sqlite_url", "sqlite_store"]
 
@@ -459,6 +470,31 @@ class SQLiteStore:
             )
         return None if row is None else float(row[0]) - now
 
+    def gcra(self, op: Gcra) -> GcraResult:
+        """One GCRA hit in one ``BEGIN IMMEDIATE`` transaction, on the injected clock."""
+        t_us, tau = check_gcra(op)
+        with self._write_txn("gcra") as conn:
+            now_s = self._clock()
+            now = round(now_s * 1_000_000)
+            row = self._live(conn, op.key, now_s)
+            stored = None
+            if row is not None and row.kind == _VALUE and row.value is not None:
+                try:
+                    stored = int(bytes(row.value))
+                except ValueError:
+                    stored = None  # not a TAT: the hit starts the key afresh
+            step = gcra_step(stored, now, t_us, tau, op.cost)
+            if step.write:
+                if row is not None and row.kind == _SET:
+                    conn.execute("DELETE FROM members WHERE key = ?", (op.key,))
+                if step.tat > now:
+                    expires = now_s + (step.tat - now) / 1_000_000
+                    self._upsert(conn, op.key, _VALUE, b"%d" % step.tat, expires)
+                else:
+                    self._remove(conn, op.key)
+                self._sweep(conn, now_s)
+        return step.result
+
     def close(self) -> None:
         """Close this thread's connection and forget the other threads' ones.
 
@@ -529,6 +565,10 @@ class AsyncSQLiteStore:
     async def ttl(self, key: str) -> float | None:
         """Seconds left for ``key``; ``None`` if missing or without expiry."""
         return await self._run(self._store.ttl, key)
+
+    async def gcra(self, op: Gcra) -> GcraResult:
+        """One GCRA hit in one transaction."""
+        return await self._run(self._store.gcra, op)
 
     async def aclose(self) -> None:
         """Stop the worker threads; their connections close as they exit."""

@@ -1,0 +1,183 @@
+"""The GCRA store operation: one contract, run on memory, SQLite and Redis.
+
+Memory and SQLite run on a FrozenClock, so their numbers are exact. Redis
+reads its own clock (``TIME``), which moves while a test runs; Redis cases
+use long intervals (an hour per unit) so a few milliseconds of drift cannot
+change a decision, and compare times with a small tolerance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tokenware.core.ops import Batch, Gcra, GcraResult, Put
+from tokenware.errors import ValidationError
+from tokenware.stores import StorePair, store_from_url
+from tokenware.testing import FrozenClock
+
+HOUR = 3600.0
+#: Seconds of Redis clock drift tolerated within one test.
+SLACK = 2.0
+
+
+@pytest.fixture
+def gcra_pair(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FrozenClock
+) -> Iterator[StorePair]:
+    """Both faces of a fresh store; memory and SQLite on the frozen clock."""
+    if backend == "memory":
+        pair = store_from_url("memory://", clock=clock)
+    elif backend == "sqlite":
+        pair = store_from_url(f"sqlite:///{tmp_path / 'gcra.db'}", clock=clock)
+    else:
+        pair = store_from_url(request.getfixturevalue("redis_url"))
+    try:
+        yield pair
+    finally:
+        pair.sync.close()
+
+
+def hits(pair: StorePair, op: Gcra, n: int) -> list[GcraResult]:
+    return [pair.sync.gcra(op) for _ in range(n)]
+
+
+def test_burst_then_denied(gcra_pair: StorePair, prefix: str) -> None:
+    """Exactly ``burst`` hits pass at once; remaining counts down to zero."""
+    op = Gcra(f"{prefix}:rl:{{a}}", HOUR, 5)
+    results = hits(gcra_pair, op, 7)
+    assert [r.allowed for r in results] == [True] * 5 + [False] * 2
+    assert [r.remaining for r in results] == [4, 3, 2, 1, 0, 0, 0]
+    assert all(r.retry_after == 0 for r in results[:5])
+
+
+def test_retry_and_reset_after(gcra_pair: StorePair, prefix: str) -> None:
+    """A denied hit may retry after one interval; reset_after is the time to a full burst."""
+    op = Gcra(f"{prefix}:rl:{{a}}", HOUR, 3)
+    first = gcra_pair.sync.gcra(op)
+    assert first.reset_after == pytest.approx(HOUR, abs=SLACK)
+    hits(gcra_pair, op, 2)
+    denied = gcra_pair.sync.gcra(op)
+    assert not denied.allowed
+    assert denied.retry_after == pytest.approx(HOUR, abs=SLACK)
+    assert denied.reset_after == pytest.approx(3 * HOUR, abs=SLACK)
+
+
+def test_exact_on_frozen_clock(
+    backend: str, gcra_pair: StorePair, prefix: str, clock: FrozenClock
+) -> None:
+    """On a frozen clock, a unit frees up exactly one interval later, not a window later."""
+    if backend == "redis":
+        pytest.skip("Redis reads its own clock; covered by the approximate tests")
+    op = Gcra(f"{prefix}:rl:{{a}}", 6.0, 10)
+    assert sum(r.allowed for r in hits(gcra_pair, op, 12)) == 10
+    denied = gcra_pair.sync.gcra(op)
+    assert (denied.allowed, denied.retry_after, denied.reset_after) == (False, 6.0, 60.0)
+    clock.advance(5.999999)
+    assert not gcra_pair.sync.gcra(op).allowed
+    clock.advance(0.000001)
+    ok = gcra_pair.sync.gcra(op)
+    assert (ok.allowed, ok.remaining, ok.reset_after) == (True, 0, 60.0)
+    assert not gcra_pair.sync.gcra(op).allowed
+    clock.advance(600)  # long idle never accumulates more than the burst
+    assert sum(r.allowed for r in hits(gcra_pair, op, 15)) == 10
+
+
+def test_ttl_set_on_key(gcra_pair: StorePair, prefix: str) -> None:
+    """Every write sets the TTL: the key lives until its TAT, no longer."""
+    key = f"{prefix}:rl:{{a}}"
+    gcra_pair.sync.gcra(Gcra(key, HOUR, 5, cost=2))
+    ttl = gcra_pair.sync.ttl(key)
+    assert ttl is not None
+    assert ttl == pytest.approx(2 * HOUR, abs=SLACK)
+
+
+def test_cost_greater_than_one(gcra_pair: StorePair, prefix: str) -> None:
+    """A hit of cost n takes n units at once; a too-costly hit takes none."""
+    key = f"{prefix}:rl:{{a}}"
+    r = gcra_pair.sync.gcra(Gcra(key, HOUR, 5, cost=3))
+    assert (r.allowed, r.remaining) == (True, 2)
+    r = gcra_pair.sync.gcra(Gcra(key, HOUR, 5, cost=3))
+    assert (r.allowed, r.remaining) == (False, 2)
+    assert r.retry_after == pytest.approx(HOUR, abs=SLACK)
+    r = gcra_pair.sync.gcra(Gcra(key, HOUR, 5, cost=2))
+    assert (r.allowed, r.remaining) == (True, 0)
+
+
+def test_cost_larger_than_burst_denied_without_consuming(gcra_pair: StorePair, prefix: str) -> None:
+    """cost > burst can never conform: denied, nothing written, the burst intact."""
+    key = f"{prefix}:rl:{{a}}"
+    r = gcra_pair.sync.gcra(Gcra(key, HOUR, 3, cost=4))
+    assert not r.allowed
+    assert r.remaining == 3
+    assert gcra_pair.sync.get(key) is None
+    assert sum(x.allowed for x in hits(gcra_pair, Gcra(key, HOUR, 3), 4)) == 3
+
+
+def test_cost_zero_peeks(gcra_pair: StorePair, prefix: str) -> None:
+    """cost 0 reports the state and writes nothing."""
+    key = f"{prefix}:rl:{{a}}"
+    r = gcra_pair.sync.gcra(Gcra(key, HOUR, 3, cost=0))
+    assert (r.allowed, r.remaining) == (True, 3)
+    assert gcra_pair.sync.get(key) is None
+    gcra_pair.sync.gcra(Gcra(key, HOUR, 3))
+    r = gcra_pair.sync.gcra(Gcra(key, HOUR, 3, cost=0))
+    assert (r.allowed, r.remaining) == (True, 2)
+
+
+def test_negative_cost_refunds(gcra_pair: StorePair, prefix: str) -> None:
+    """A negative cost gives units back, never below a full burst, and deletes the key at full."""
+    key = f"{prefix}:rl:{{a}}"
+    hits(gcra_pair, Gcra(key, HOUR, 3), 3)
+    r = gcra_pair.sync.gcra(Gcra(key, HOUR, 3, cost=-1))
+    assert (r.allowed, r.remaining) == (True, 1)
+    r = gcra_pair.sync.gcra(Gcra(key, HOUR, 3, cost=-10))
+    assert (r.allowed, r.remaining) == (True, 3)
+    assert gcra_pair.sync.get(key) is None
+    gcra_pair.sync.gcra(Gcra(f"{prefix}:rl:{{b}}", HOUR, 3, cost=-1))
+    assert gcra_pair.sync.get(f"{prefix}:rl:{{b}}") is None
+
+
+def test_non_tat_value_restarts(gcra_pair: StorePair, prefix: str) -> None:
+    """A key holding something that is not a TAT is treated as fresh, not as an error."""
+    key = f"{prefix}:rl:{{a}}"
+    gcra_pair.sync.apply(Batch(writes=(Put(key, b"garbage", 60),)))
+    assert gcra_pair.sync.gcra(Gcra(key, HOUR, 2)).remaining == 1
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        pytest.param(Gcra("", 1.0, 1), id="empty-key"),
+        pytest.param(Gcra("k", 0.0, 1), id="zero-interval"),
+        pytest.param(Gcra("k", -1.0, 1), id="negative-interval"),
+        pytest.param(Gcra("k", float("nan"), 1), id="nan-interval"),
+        pytest.param(Gcra("k", float("inf"), 1), id="inf-interval"),
+        pytest.param(Gcra("k", 1.0, 0), id="zero-burst"),
+        pytest.param(Gcra("k", 1.0, True), id="bool-burst"),
+        pytest.param(Gcra("k", 1.0, 1, cost=1.5), id="float-cost"),  # type: ignore[arg-type]
+        pytest.param(Gcra("k", 1e9, 10**6), id="tolerance-overflow"),
+    ],
+)
+def test_bad_hits_refused(gcra_pair: StorePair, op: Gcra) -> None:
+    """Malformed hits are ValidationError before anything reaches the store."""
+    with pytest.raises(ValidationError):
+        gcra_pair.sync.gcra(op)
+
+
+def test_async_face_shares_state(gcra_pair: StorePair, prefix: str) -> None:
+    """The async face counts against the same key as the sync face."""
+    op = Gcra(f"{prefix}:rl:{{a}}", HOUR, 4)
+    hits(gcra_pair, op, 2)
+
+    async def main() -> list[GcraResult]:
+        try:
+            return [await gcra_pair.aio.gcra(op) for _ in range(3)]
+        finally:
+            await gcra_pair.aio.aclose()
+
+    results = asyncio.run(main())
+    assert [r.allowed for r in results] == [True, True, False]
