@@ -494,3 +494,94 @@ def test_subprocess_add_list_get_delete(tmp_path: Path, command: list[str]) -> N
     cli("sessions", "get", added["id"], expect=EXIT_NOT_FOUND)
     assert cli("version").startswith("tokenware ")
     assert (tmp_path / "p.db").exists()
+
+
+# -- personal access tokens ----------------------------------------------------
+
+
+@pytest.mark.usefixtures("env")
+def test_pat_issue_list_show_update_revoke_restore_verify(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The pat group end to end in process; the token is printed only by issue."""
+    code, out, err = run(
+        capsys, "pat", "issue", "--owner", "ci-bot", "--role", "deploy", "--role", "read",
+        "--expires", "90d", "--name", "ci",
+    )  # fmt: skip
+    assert code == EXIT_OK and "shown only this once" in err
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.splitlines())}
+    token, token_id = fields["token"], fields["id"]
+    assert token.startswith("twp_") and len(token) == 75 and fields["roles"] == "deploy read"
+    listed = run_json(capsys, "pat", "list", "--owner", "ci-bot")
+    assert [r["token_id"] for r in listed] == [token_id]
+    assert run_json(capsys, "pat", "list", "--role", "nope") == []
+    shown = run_json(capsys, "pat", "show", token_id)
+    assert shown["expires_at"] - shown["created_at"] == pytest.approx(90 * 86400)
+    updated = run_json(
+        capsys, "pat", "update", token_id, "--add-role", "x", "--remove-role", "read"
+    )
+    assert updated["roles"] == ["deploy", "x"]
+    verified = run_json(capsys, "pat", "verify", token)
+    assert verified["valid"] and verified["record"]["owner"] == "ci-bot"
+    assert run_json(capsys, "pat", "revoke", token_id)["revoked_at"] is not None
+    code, out, _ = run(capsys, "pat", "verify", token)
+    assert (code, out.strip()) == (EXIT_NOT_FOUND, "invalid: revoked")
+    assert run_json(capsys, "pat", "restore", token_id)["revoked_at"] is None
+    code, out, _ = run(capsys, "pat", "verify", token)
+    assert code == EXIT_OK and out.startswith("valid")
+    for argv in (("pat", "list"), ("pat", "show", token_id), ("--json", "pat", "list")):
+        code, out, err = run(capsys, *argv)
+        assert code == EXIT_OK and token not in out + err and token[26:69] not in out + err
+
+
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize(
+    ("argv", "expect"),
+    [
+        (("pat", "show", "A" * 22), EXIT_NOT_FOUND),
+        (("pat", "revoke", "nope"), EXIT_NOT_FOUND),
+        (("pat", "verify", "twp_garbage"), EXIT_NOT_FOUND),
+        (("pat", "issue"), EXIT_USAGE),
+        (("pat", "issue", "--owner", "a", "--role", "Bad Role"), EXIT_USAGE),
+        (("pat", "issue", "--owner", "a", "--expires", "soon"), EXIT_USAGE),
+        (("pat", "update", "A" * 22), EXIT_USAGE),
+        (("pat", "list", "--role", "Bad Role"), EXIT_USAGE),
+        (("pat",), EXIT_USAGE),
+    ],
+)
+def test_pat_exit_codes(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], expect: int
+) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == expect
+    assert "Traceback" not in err
+
+
+def test_subprocess_pat_on_the_default_sqlite_file(tmp_path: Path) -> None:
+    """A fresh directory: no store URL, so the embedded tokenware.db is used."""
+    env = clean_env()
+
+    def cli(*argv: str, expect: int = EXIT_OK) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "tokenware", *argv],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == expect, done.stderr
+        assert "Traceback" not in done.stderr
+        return done.stdout
+
+    env["TOKENWARE_SECRET_KEY"] = cli("keygen").strip()
+    issued = json.loads(cli("pat", "issue", "--owner", "alice", "--role", "read", "--json"))
+    assert (tmp_path / "tokenware.db").exists()
+    token, token_id = issued["token"], issued["token_id"]
+    assert json.loads(cli("pat", "verify", token, "--json"))["valid"] is True
+    listed = cli("pat", "list")
+    assert token_id in listed and token not in listed
+    cli("pat", "revoke", token_id)
+    assert "revoked" in cli("pat", "verify", token, expect=EXIT_NOT_FOUND)
+    db = (tmp_path / "tokenware.db").read_bytes()
+    assert token[26:69].encode() not in db

@@ -15,15 +15,23 @@ It reads the same environment as :meth:`tokenware.Tokenware.from_env`
     tokenware [--store URL] [--json] hash make VALUE [--ttl SECONDS] [--text]
     tokenware [--store URL] [--json] hash get HANDLE
     tokenware [--store URL] [--json] hash delete HANDLE
+    tokenware [--store URL] [--json] pat issue --owner OWNER [--role ROLE]... [--admin]
+                                               [--expires 90d] [--name NAME]
+    tokenware [--store URL] [--json] pat list [--owner OWNER] [--role ROLE]
+    tokenware [--store URL] [--json] pat show|revoke|restore ID
+    tokenware [--store URL] [--json] pat update ID [--add-role ROLE]... [--remove-role ROLE]...
+    tokenware [--store URL] [--json] pat verify TOKEN
 
 ``--store`` and ``--json`` are also accepted after the subcommand.
 
-Exit status: ``0`` success, ``1`` not found (or another refused request),
+Exit status: ``0`` success, ``1`` not found, a token that does not verify
+(``pat verify``) or another refused request,
 ``2`` bad usage, invalid arguments or configuration, ``3`` the store is
 unavailable or failed. Errors are one line on stderr, never a traceback, and
 never contain the secret key, a session key or a stored verifier: the only
 secret this command ever prints is the new session key from
-``sessions add`` (once) and the new secret from ``keygen``.
+``sessions add`` and the new token from ``pat issue`` (once each) and the new
+secret from ``keygen``.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from tokenware.errors import (
     ValidationError,
 )
 from tokenware.facade import Tokenware
+from tokenware.pats import PatRecord
 from tokenware.sessions import SessionToken
 
 __all__ = [
@@ -249,6 +258,57 @@ def build_parser() -> argparse.ArgumentParser:
     hdelete = hash_commands.add_parser("delete", parents=[sub_common], help="delete a stored value")
     hdelete.add_argument("handle", metavar="HANDLE")
     hdelete.set_defaults(run=_hash_delete)
+
+    # pat --------------------------------------------------------------------
+    pat = commands.add_parser(
+        "pat", parents=[sub_common], help="issue, list, show, update, revoke and verify PATs"
+    )
+    pat_commands = pat.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    pissue = pat_commands.add_parser(
+        "issue",
+        parents=[sub_common],
+        help="issue a personal access token and print it (shown once)",
+        description="Issue a token for --owner and print it. The token is shown only now.",
+    )
+    pissue.add_argument("--owner", required=True, help="who the token acts for")
+    pissue.add_argument(
+        "--role", action="append", default=[], metavar="ROLE", help="a role (repeatable)"
+    )
+    pissue.add_argument("--admin", action="store_true", help="set the admin flag")
+    pissue.add_argument(
+        "--expires", metavar="DURATION", type=_duration, default=None, help="such as 90d, 12h"
+    )
+    pissue.add_argument("--name", default=None, help="a label for the token")
+    pissue.set_defaults(run=_pat_issue)
+
+    plist = pat_commands.add_parser("list", parents=[sub_common], help="list tokens by id")
+    plist.add_argument("--owner", default=None, help="only this owner's tokens")
+    plist.add_argument("--role", default=None, help="only tokens with this role")
+    plist.set_defaults(run=_pat_list)
+
+    for action, handler, text in (
+        ("show", _pat_show, "show one token's record"),
+        ("revoke", _pat_revoke, "revoke a token (idempotent)"),
+        ("restore", _pat_restore, "restore a revoked token that has not expired"),
+    ):
+        sub = pat_commands.add_parser(action, parents=[sub_common], help=text)
+        sub.add_argument("id", metavar="ID", help="the token id")
+        sub.set_defaults(run=handler)
+
+    pupdate = pat_commands.add_parser(
+        "update", parents=[sub_common], help="add or remove roles of a token"
+    )
+    pupdate.add_argument("id", metavar="ID", help="the token id")
+    pupdate.add_argument("--add-role", action="append", default=[], metavar="ROLE")
+    pupdate.add_argument("--remove-role", action="append", default=[], metavar="ROLE")
+    pupdate.set_defaults(run=_pat_update)
+
+    pverify = pat_commands.add_parser(
+        "verify", parents=[sub_common], help="verify a token; exit 1 if it does not verify"
+    )
+    pverify.add_argument("token", metavar="TOKEN")
+    pverify.set_defaults(run=_pat_verify)
     return parser
 
 
@@ -416,6 +476,135 @@ def _hash_delete(args: argparse.Namespace, tw: Tokenware, out: TextIO) -> int:
     else:
         print("deleted", file=out)
     return EXIT_OK
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _duration(text: str) -> float:
+    """``90d``, ``12h``, ``30m``, ``45s``, ``2w`` (or bare seconds) as seconds."""
+    unit = text[-1:].lower()
+    number = text[:-1] if unit in _UNITS else text
+    try:
+        value = float(number) * _UNITS.get(unit, 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration such as 90d: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive duration, got {text!r}")
+    return value
+
+
+def _pat_dict(record: PatRecord) -> dict[str, Any]:
+    return {
+        "token_id": record.token_id,
+        "owner": record.owner,
+        "is_admin": record.is_admin,
+        "roles": list(record.roles),
+        "name": record.name,
+        "created_at": record.created_at,
+        "last_used_at": record.last_used_at,
+        "revoked_at": record.revoked_at,
+        "expires_at": record.expires_at,
+    }
+
+
+def _print_pat(record: PatRecord, out: TextIO) -> None:
+    print(f"id:         {record.token_id}", file=out)
+    print(f"owner:      {_clean(record.owner)}", file=out)
+    print(f"admin:      {'yes' if record.is_admin else 'no'}", file=out)
+    print(f"roles:      {' '.join(record.roles) or '-'}", file=out)
+    print(f"name:       {_clean(record.name) if record.name else '-'}", file=out)
+    print(f"created:    {_when(record.created_at)}", file=out)
+    print(f"last used:  {_when(record.last_used_at)}", file=out)
+    print(f"revoked:    {_when(record.revoked_at)}", file=out)
+    print(f"expires:    {_when(record.expires_at)}", file=out)
+
+
+def _pat_out(args: argparse.Namespace, record: PatRecord, out: TextIO) -> int:
+    if args.json:
+        _print_json(_pat_dict(record), out)
+    else:
+        _print_pat(record, out)
+    return EXIT_OK
+
+
+def _pat_issue(args: argparse.Namespace, tw: Tokenware, out: TextIO) -> int:
+    expires_at = None if args.expires is None else tw.settings.clock() + args.expires
+    issued = tw.pats.issue(
+        args.owner, is_admin=args.admin, roles=args.role, expires_at=expires_at, name=args.name
+    )
+    if args.json:
+        _print_json({"token": issued.token, **_pat_dict(issued.record)}, out)
+        return EXIT_OK
+    print(f"token:      {issued.token}", file=out)
+    _print_pat(issued.record, out)
+    print(
+        "The token is shown only this once: tokenware stores a keyed hash of it, never the token.",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _pat_list(args: argparse.Namespace, tw: Tokenware, out: TextIO) -> int:
+    records = list(tw.pats.list(owner=args.owner, has_role=args.role))
+    if args.json:
+        _print_json([_pat_dict(r) for r in records], out)
+        return EXIT_OK
+    if not records:
+        print("no personal access tokens", file=sys.stderr)
+        return EXIT_OK
+    print(f"{'ID':<22}  {'OWNER':<20}  {'STATE':<8}  {'EXPIRES':<20}  ROLES", file=out)
+    now = tw.settings.clock()
+    for r in records:
+        if r.revoked_at is not None:
+            state = "revoked"
+        elif r.expires_at is not None and r.expires_at <= now:
+            state = "expired"
+        else:
+            state = "active"
+        print(
+            f"{r.token_id:<22}  {_clean(r.owner)[:20]:<20}  {state:<8}  "
+            f"{_when(r.expires_at):<20}  {' '.join(r.roles)}",
+            file=out,
+        )
+    return EXIT_OK
+
+
+def _pat_show(args: argparse.Namespace, tw: Tokenware, out: TextIO) -> int:
+    return _pat_out(args, tw.pats.get(args.id), out)
+
+
+def _pat_revoke(args: argparse.Namespace, tw: Tokenware, out: TextIO) -> int:
+    return _pat_out(args, tw.pats.revoke(args.id), out)
+
+
+def _pat_restore(args: argparse.Namespace, tw: Tokenware, out: TextIO) -> int:
+    return _pat_out(args, tw.pats.restore(args.id), out)
+
+
+def _pat_update(args: argparse.Namespace, tw: Tokenware, out: TextIO) -> int:
+    if not args.add_role and not args.remove_role:
+        raise _Exit(EXIT_USAGE, "pat update needs --add-role or --remove-role")
+    record = tw.pats.get(args.id)
+    if args.add_role:
+        record = tw.pats.update(args.id, roles={"add": args.add_role})
+    if args.remove_role:
+        record = tw.pats.update(args.id, roles={"remove": args.remove_role})
+    return _pat_out(args, record, out)
+
+
+def _pat_verify(args: argparse.Namespace, tw: Tokenware, out: TextIO) -> int:
+    result = tw.pats.verify(args.token)
+    if args.json:
+        data: dict[str, Any] = {"valid": result.valid, "reason": result.reason}
+        data["record"] = None if result.record is None else _pat_dict(result.record)
+        _print_json(data, out)
+    elif result.valid and result.record is not None:
+        print("valid", file=out)
+        _print_pat(result.record, out)
+    else:
+        print(f"invalid: {result.reason}", file=out)
+    return EXIT_OK if result.valid else EXIT_NOT_FOUND
 
 
 # -- running -----------------------------------------------------------------
