@@ -50,6 +50,10 @@ class Tokenware:
         store_timeout: seconds a store command may take (default 0.5).
         store_connect_timeout: seconds to connect to a network store.
         random: source of random bytes (default :func:`secrets.token_bytes`).
+        jwt_check_family: ``tw.jwt``'s ``check_family``: also check, on every
+            access-token verification, that its refresh family is live.
+        jwt_cache_size: ``tw.jwt``'s ``cache_size``: verified access tokens
+            remembered until their ``exp`` (0 turns the cache off).
 
     Raises:
         ConfigurationError: a missing or short secret, or any invalid setting.
@@ -71,6 +75,8 @@ class Tokenware:
         store_timeout: float = 0.5,
         store_connect_timeout: float = 0.5,
         random: Random = secrets.token_bytes,
+        jwt_check_family: bool = False,
+        jwt_cache_size: int = 1024,
     ) -> None:
         if keys is None:
             if secret_key is None:
@@ -109,11 +115,18 @@ class Tokenware:
             sessions=SessionRules(ring=keys, prefix=key_prefix, default_ttl=session_ttl),
             pats=pat_rules,
             clock=clock,
+            jwt=self._verify_jwt,
         )
         #: Session tokens and short-lived values.
         self.sessions = Sessions(self._verifiers.sessions, self._run, clock, random)
         #: Access JWTs and rotating refresh tokens.
-        self.jwt = Jwt(self.settings, self._run, random=random)
+        self.jwt = Jwt(
+            self.settings,
+            self._run,
+            random=random,
+            check_family=jwt_check_family,
+            cache_size=jwt_cache_size,
+        )
         #: Personal access tokens.
         self.pats = Pats(pat_rules, self._run, clock, random)
         self._challenge_rules = ChallengeRules(ring=keys, prefix=key_prefix, rand=random)
@@ -133,8 +146,20 @@ class Tokenware:
     def _run(self, flow: Flow[Any]) -> Any:
         return run_sync(flow, self.stores.sync)
 
+    def _verify_jwt(self, token: str) -> Flow[Identity]:
+        # Late-bound, so a tw.jwt replaced by Jwt.over(tw, ...) is the one used.
+        return self.jwt._authenticate(token)
+
+    def _authenticate_flow(self, authorization: str | None) -> Flow[Identity]:
+        """The flow of :meth:`authenticate`, for the middlewares' drivers."""
+        return authenticate(authorization, self._verifiers)
+
     def authenticate(self, authorization: str | None) -> Identity:
         """Verify an ``Authorization`` header value and return the identity.
+
+        Dispatches on the token's shape: ``tws_`` session, ``twp_`` personal
+        access token, or access JWT (verified by ``tw.jwt``, with its
+        ``check_family`` revocation check and its cache).
 
         Raises:
             MissingCredentials: no credentials.

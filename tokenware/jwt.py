@@ -16,13 +16,15 @@ change them, build the service over a facade with :meth:`Jwt.over`::
 from __future__ import annotations
 
 import copy
+import hashlib
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast, overload
 
 from tokenware.core.encoding import Random
 from tokenware.core.flow import Flow, done
-from tokenware.core.jwt import AccessTokenCodec, identity_from
+from tokenware.core.jwt import AccessClaims, AccessTokenCodec, identity_from
 from tokenware.core.refresh import Lifetimes, RefreshRules, TokenPair
 from tokenware.errors import ConfigurationError, RevokedToken, ValidationError
 from tokenware.identity import Identity
@@ -57,6 +59,11 @@ class Jwt:
             token's refresh family (its ``sid``) is still live: one store
             read per call, and revoking a family takes its access tokens
             down at once instead of when they expire.
+        cache_size: how many verified access tokens to remember (default
+            1024; 0 turns the cache off). A repeated token skips the
+            signature and claim checks until its ``exp``, never past it;
+            the ``check_family`` store read still runs on every call. Keys
+            are SHA-256 digests of the tokens, never the tokens.
 
     Raises:
         ConfigurationError: an invalid lifetime or grace.
@@ -76,7 +83,10 @@ class Jwt:
         absolute_ttl: int | None = 30 * 24 * 3600,
         grace: float = 10.0,
         check_family: bool = False,
+        cache_size: int = 1024,
     ) -> None:
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ConfigurationError("cache_size must be an integer >= 0")
         if not callable(random):
             raise ConfigurationError("random must be a callable like secrets.token_bytes")
         self._codec = codec if codec is not None else AccessTokenCodec.from_settings(settings)
@@ -97,6 +107,7 @@ class Jwt:
         self._clock: Callable[[], float] = settings.clock
         self._random = random
         self._check_family = bool(check_family)
+        self._cache = _VerifiedCache(cache_size) if cache_size else None
 
     @overload
     @classmethod
@@ -174,12 +185,21 @@ class Jwt:
     def _verify(self, access_token: str, now: float) -> Flow[Identity]:
         if not isinstance(access_token, str):
             raise ValidationError("access_token must be a string")
-        claims = self._codec.decode(access_token, now=now)
+        cache = self._cache
+        claims = None if cache is None else cache.get(access_token, now)
+        if claims is None:
+            claims = self._codec.decode(access_token, now=now)
+            if cache is not None:
+                cache.put(access_token, claims)
         if self._check_family:
             sid = claims.claims.get("sid")
             if not isinstance(sid, str) or not (yield from self._rules.family_live(sid, now=now)):
                 raise RevokedToken("the access token's refresh family is revoked or expired")
         return identity_from(claims)
+
+    def _authenticate(self, access_token: str) -> Flow[Identity]:
+        """The verification flow ``tw.authenticate`` runs for a JWT."""
+        return self._verify(access_token, self._clock())
 
     def refresh(self, refresh_token: str, access_token: str | None = None) -> TokenPair:
         """Exchange a refresh token for a new pair; the presented one is used up.
@@ -227,6 +247,42 @@ class Jwt:
 
     def __repr__(self) -> str:
         return f"Jwt(prefix={self._rules.prefix!r}, lifetimes={self._rules.lifetimes!r})"
+
+
+class _VerifiedCache:
+    """Verified access-token claims by SHA-256 of the token: bounded, FIFO,
+    and never used at or after the token's ``exp``.
+
+    Shared by ``tw.jwt`` and ``tw.aio.jwt`` (and their threads), hence the lock.
+    """
+
+    __slots__ = ("_entries", "_lock", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[bytes, AccessClaims] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, now: float) -> AccessClaims | None:
+        key = hashlib.sha256(token.encode()).digest()
+        claims = self._entries.get(key)
+        if claims is None:
+            return None
+        if now >= claims.expires_at:
+            with self._lock:
+                self._entries.pop(key, None)
+            return None
+        return claims
+
+    def put(self, token: str, claims: AccessClaims) -> None:
+        key = hashlib.sha256(token.encode()).digest()
+        with self._lock:
+            while len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = claims
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class AsyncJwt(Protocol):

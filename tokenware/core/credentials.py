@@ -3,9 +3,9 @@
 :func:`parse_authorization` reads an RFC 6750 bearer credential;
 :func:`authenticate` dispatches on the token's shape and returns an
 :class:`~tokenware.identity.Identity` or raises. Capabilities register the
-shapes they verify in :class:`Verifiers`: the ``tws_`` session token and the
+shapes they verify in :class:`Verifiers`: the ``tws_`` session token, the
 ``twp_`` personal access token (plus the @access-tokens ``pat_`` form while
-migrating).
+migrating) and the access JWT (three dot-separated segments).
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ class Verifiers:
     pats: PatRules | None = None
     #: The facade's clock: PAT expiry is decided in code, not by the store.
     clock: Callable[[], float] | None = None
+    #: Verifies an access JWT (``tw.jwt``'s flow, with its revocation check).
+    jwt: Callable[[str], Flow[Identity]] | None = None
 
 
 def authenticate(authorization: str | None, verifiers: Verifiers) -> Flow[Identity]:
@@ -110,6 +112,8 @@ def authenticate(authorization: str | None, verifiers: Verifiers) -> Flow[Identi
         if verifiers.clock is None:
             raise InvalidToken("personal access tokens need a clock in Verifiers")
         return (yield from _authenticate_pat(token, pats, verifiers.clock()))
+    if verifiers.jwt is not None and token.count(".") == 2:
+        return (yield from verifiers.jwt(token))
     raise InvalidToken("unrecognised token format")
 
 
