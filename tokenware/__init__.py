@@ -16,6 +16,7 @@ from tokenware.jwt import TokenPair
 from tokenware.keys import KeyRing, RootKey
 from tokenware.pats import GeneratedPat, IssuedPat, PatRecord, PatVerification
 from tokenware.sessions import SessionToken
+from tokenware.throttling import Decision, Rate, Rule
 
 __version__ = "0.1.0.dev0"
 
@@ -26,13 +27,16 @@ __all__ = [
     "Challenge",
     "ChallengeInfo",
     "ChallengeVerification",
+    "Decision",
     "GeneratedPat",
     "Identity",
     "IssuedPat",
     "KeyRing",
     "PatRecord",
     "PatVerification",
+    "Rate",
     "RootKey",
+    "Rule",
     "SecretSpec",
     "SessionToken",
     "TokenPair",

@@ -22,6 +22,7 @@ from tokenware.core.encoding import Random
 from tokenware.core.flow import Flow
 from tokenware.core.pat import PatRules
 from tokenware.core.session import SessionRules
+from tokenware.core.throttle import ThrottleKeys
 from tokenware.errors import ConfigurationError
 from tokenware.identity import Identity
 from tokenware.jwt import AsyncJwt, Jwt
@@ -29,6 +30,7 @@ from tokenware.keys import KeyRing
 from tokenware.pats import AsyncPats, Pats
 from tokenware.sessions import AsyncSessions, Sessions
 from tokenware.stores import StorePair, store_from_url
+from tokenware.throttling import AsyncThrottle, Throttle
 
 __all__ = ["AsyncTokenware", "Tokenware"]
 
@@ -132,6 +134,9 @@ class Tokenware:
         self._challenge_rules = ChallengeRules(ring=keys, prefix=key_prefix, rand=random)
         #: One-time challenges: email links and SMS codes.
         self.challenges = Challenges(self._challenge_rules, self._run, clock)
+        self._throttle_keys = ThrottleKeys(ring=keys, prefix=key_prefix)
+        #: GCRA rate limiting.
+        self.throttle = Throttle(self._throttle_keys, self._run)
         #: The async facade over the same store.
         self.aio = AsyncTokenware(self)
 
@@ -203,6 +208,8 @@ class AsyncTokenware:
         self.challenges = cast(
             AsyncChallenges, Challenges(tw._challenge_rules, self._run, tw.settings.clock)
         )
+        #: GCRA rate limiting (coroutines).
+        self.throttle = cast(AsyncThrottle, Throttle(tw._throttle_keys, self._run))
 
     def _run(self, flow: Flow[Any]) -> Any:
         return run_async(flow, self._tw.stores.aio)
