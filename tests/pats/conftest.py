@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pat_helpers import SECRET, Factory
 
 from tokenware import Tokenware
-from tokenware.core.encoding import BASE62
 from tokenware.core.ops import Batch
 from tokenware.stores import StorePair, store_from_url
-from tokenware.testing import FrozenClock, make_secret_key
-
-SECRET = make_secret_key("test-pats")
+from tokenware.testing import FrozenClock
 
 
 class Counting:
@@ -81,9 +76,6 @@ class ACounting(Counting):
         return await self.inner.purge(prefix)
 
 
-Factory = Callable[..., Tokenware]
-
-
 def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if backend == "memory":
         return "memory://"
@@ -133,25 +125,3 @@ def tw(make_tw: Factory) -> Tokenware:
 def calls(counted: tuple[StorePair, Counting]) -> list[str]:
     """The list the store appends each call to (clear it before a measured step)."""
     return counted[1].calls
-
-
-def legacy_token(
-    *, ln: int = 10, r: int = 8, p: int = 1, prefix: str = "pat_"
-) -> tuple[str, str, str, bytes]:
-    """An @access-tokens token: ``(token, token_id, scrypt PHC, secret bytes)``.
-
-    Built as their ``generate`` does: a 21-char id62, 32 random bytes in
-    padded standard base64, ``$scrypt$ln=…,r=…,p=…$salt$hash`` with a
-    16-byte salt and a 32-byte hash (unpadded base64).
-    """
-    token_id = "".join(secrets.choice(BASE62) for _ in range(21))
-    secret = secrets.token_bytes(32)
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(secret, salt=salt, n=1 << ln, r=r, p=p, maxmem=1 << 28, dklen=32)
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode().rstrip("=")
-
-    phc = f"$scrypt$ln={ln},r={r},p={p}${b64(salt)}${b64(digest)}"
-    token = f"{prefix}{token_id}.{base64.b64encode(secret).decode()}"
-    return token, token_id, phc, secret

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import SECRET, Factory, legacy_token
+from _pat_helpers import SECRET, Factory, legacy_token
 
 import tokenware.core.pat as pat_module
 from tokenware import KeyRing, RootKey, Tokenware

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SECRET, Factory, legacy_token
+from _pat_helpers import SECRET, Factory, legacy_token
 
 from tokenware import KeyRing, RootKey, Tokenware
 from tokenware.core.pat import BUCKETS, REASONS, PatRules, checksum
