@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tokenware import errors
 from tokenware.challenges import Challenge, ChallengeInfo, ChallengeVerification, SecretSpec
+from tokenware.decorators import exempt, requires
 from tokenware.facade import AsyncTokenware, Tokenware
 from tokenware.identity import ANONYMOUS, Anonymous, Identity
 from tokenware.jwt import TokenPair
@@ -43,4 +44,6 @@ __all__ = [
     "Tokenware",
     "__version__",
     "errors",
+    "exempt",
+    "requires",
 ]
