@@ -71,6 +71,7 @@ Headers = Sequence[tuple[str, str]]
 IDENTITY_KEY = "tokenware.identity"
 INSTANCE_KEY = "tokenware"
 REALM_KEY = "tokenware.realm"
+ERROR_KEY = "tokenware.error"
 
 _EXEMPT_ATTR = "__tokenware_exempt__"
 _GUARDS_ATTR = "__tokenware_guards__"
@@ -165,6 +166,13 @@ class RequestContext:
         if isinstance(found, Identity):
             self._identity = found
             return found
+        error = self.state.get(ERROR_KEY)
+        if isinstance(error, (ClientError, StoreError)) and not isinstance(
+            error, MissingCredentials
+        ):
+            # The middleware already tried the header on a public route and
+            # kept why it failed: answer that, without verifying twice.
+            raise error
         header = self.authorization
         if header is None:
             # Nothing to verify: anonymous, whether or not a middleware ran.
