@@ -1,0 +1,225 @@
+"""``TokenwareMiddleware`` for ASGI: Starlette, FastAPI, any ASGI app.
+
+::
+
+    from tokenware.asgi import TokenwareMiddleware
+
+    app.add_middleware(TokenwareMiddleware, tokenware=tw, protect=["/api/"])
+
+A pure ASGI class (never ``BaseHTTPMiddleware``): it works with
+``app.add_middleware``, ``Middleware(TokenwareMiddleware, ...)``, ``Mount(...,
+middleware=[...])`` and bare wrapping. It takes the same options as
+:class:`tokenware.wsgi.TokenwareMiddleware` and runs the same policy
+(:mod:`tokenware.core.http`) through the async driver, so both answer alike.
+
+What it stores in the scope:
+
+* ``scope["tokenware"]`` (and ``scope["tokenware.instance"]``, the WSGI
+  name): the :class:`~tokenware.Tokenware` instance;
+* ``scope["tokenware.identity"]``: the :class:`~tokenware.identity.Identity`
+  or :data:`~tokenware.identity.ANONYMOUS`;
+* ``scope["tokenware.error"]``: on public routes, why credentials that were
+  sent did not authenticate (else ``None``);
+* ``scope["user"]`` and ``scope["auth"]``, so Starlette's ``request.user``,
+  ``request.auth`` and ``@requires`` keep working: the identity (which has
+  ``is_authenticated``, ``display_name`` and ``identity``) and Starlette's
+  ``AuthCredentials(scopes)`` when Starlette is installed (an object with a
+  ``scopes`` list otherwise). For an anonymous request an existing
+  ``scope["user"]``/``scope["auth"]`` (set by another middleware) is kept.
+
+``lifespan`` (and any other scope type) passes through untouched.
+WebSockets are authenticated from their handshake headers exactly like HTTP
+requests (as Starlette's ``AuthenticationMiddleware`` does; a token in the
+query string is ignored). A websocket refused on a protected path never
+reaches the app: it gets the same problem+json answer as HTTP when the
+server supports the ``websocket.http.response`` extension, else it is closed
+before ``accept`` with code 1008 (policy violation), which servers turn
+into HTTP 403. Throttle headers are not added to websocket handshakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from tokenware._drive import run_async
+from tokenware.core.http import (
+    DEFAULT_REALM,
+    Headers,
+    HttpPolicy,
+    PathRules,
+    RequestView,
+    Response,
+    ThrottleHook,
+    pipeline,
+)
+from tokenware.endpoints import (
+    DEFAULT_HANDSHAKE_PATH,
+    DEFAULT_JWKS_PATH,
+    DEFAULT_SCRIPT_PATH,
+    Endpoints,
+    _facade,
+    asgi_path,
+    send_asgi_response,
+)
+from tokenware.identity import Identity
+
+if TYPE_CHECKING:
+    from tokenware.facade import AsyncTokenware, Tokenware
+
+__all__ = ["TokenwareMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _Credentials:
+    """``AuthCredentials`` look-alike used when Starlette is not installed."""
+
+    __slots__ = ("scopes",)
+
+    def __init__(self, scopes: Iterable[str] = ()) -> None:
+        self.scopes = list(scopes)
+
+
+def _credentials_class() -> Callable[[list[str]], Any]:
+    try:
+        from starlette.authentication import AuthCredentials
+    except ImportError:  # pragma: no cover - starlette is optional
+        return _Credentials
+    return AuthCredentials
+
+
+class TokenwareMiddleware:
+    """Authenticates every request before ``app`` sees it (a pure ASGI class).
+
+    Options are those of :class:`tokenware.wsgi.TokenwareMiddleware`.
+
+    Raises:
+        ConfigurationError: an invalid option.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tokenware: Tokenware | AsyncTokenware,
+        protect: str | Iterable[str] = ("/",),
+        public: str | Iterable[str] = (),
+        exempt: str | Iterable[str] = (),
+        required_scopes: Mapping[str, str | Iterable[str]] | None = None,
+        throttle: ThrottleHook | None = None,
+        trusted_proxies: int = 0,
+        realm: str = DEFAULT_REALM,
+        jwks_path: str | None = DEFAULT_JWKS_PATH,
+        script_path: str | None = DEFAULT_SCRIPT_PATH,
+        handshake_path: str | None = DEFAULT_HANDSHAKE_PATH,
+    ) -> None:
+        self.app = app
+        self.tokenware = _facade(tokenware)
+        self.policy = HttpPolicy(
+            rules=PathRules.build(
+                protect=protect, public=public, exempt=exempt, required_scopes=required_scopes
+            ),
+            realm=realm,
+            throttle=throttle,
+            trusted_proxies=trusted_proxies,
+        )
+        self.endpoints = Endpoints.build(
+            self.tokenware,
+            jwks_path=jwks_path,
+            script_path=script_path,
+            handshake_path=handshake_path,
+        )
+        self._auth_credentials = _credentials_class()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        websocket = kind == "websocket"
+        method = "GET" if websocket else str(scope.get("method", "GET")).upper()
+        path = asgi_path(scope)
+        if not websocket:
+            served = self.endpoints.respond(method, path)
+            if served is not None:
+                await send_asgi_response(send, served)
+                return
+        authorization: list[str] = []
+        forwarded: list[str] = []
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                authorization.append(value.decode("latin-1"))
+            elif name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+        client = scope.get("client")
+        view = RequestView(
+            method=method,
+            path=path,
+            authorization=tuple(authorization),
+            query_string=bytes(scope.get("query_string", b"")).decode("latin-1"),
+            client=None if not client else str(client[0]),
+            forwarded_for=tuple(forwarded),
+            websocket=websocket,
+        )
+        tw = self.tokenware
+        scope["tokenware"] = tw
+        scope["tokenware.instance"] = tw
+        outcome = await run_async(pipeline(view, self.policy, tw._authenticate_flow), tw.stores.aio)
+        identity = outcome.identity
+        scope["tokenware.identity"] = identity
+        scope["tokenware.error"] = outcome.error
+        if isinstance(identity, Identity):
+            scope["user"] = identity
+            scope["auth"] = self._auth_credentials(sorted(identity.scopes))
+        else:
+            scope.setdefault("user", identity)
+            scope.setdefault("auth", self._auth_credentials([]))
+        response = outcome.response
+        if response is not None:
+            if websocket:
+                await _deny_websocket(scope, receive, send, response)
+            else:
+                await send_asgi_response(send, response)
+            return
+        if outcome.headers and not websocket:
+            send = _adding(send, outcome.headers)
+        await self.app(scope, receive, send)
+
+
+def _adding(send: Send, extra: Headers) -> Send:
+    encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra]
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            present = {bytes(name).lower() for name, _ in headers}
+            headers.extend(pair for pair in encoded if pair[0] not in present)
+            message["headers"] = headers
+        await send(message)
+
+    return wrapped
+
+
+async def _deny_websocket(scope: Scope, receive: Receive, send: Send, response: Response) -> None:
+    message = await receive()  # websocket.connect
+    if message.get("type") != "websocket.connect":
+        return
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": response.status,
+                "headers": [
+                    (name.lower().encode("latin-1"), value.encode("latin-1"))
+                    for name, value in response.headers
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": response.body})
+        return
+    await send({"type": "websocket.close", "code": 1008})

@@ -1,0 +1,159 @@
+"""``TokenwareMiddleware`` for WSGI: Flask's ``app.wsgi_app``, Django, any WSGI app.
+
+::
+
+    from tokenware.wsgi import TokenwareMiddleware
+
+    app.wsgi_app = TokenwareMiddleware(
+        app.wsgi_app, tokenware=tw, protect=["/api/"], public=["/api/health"]
+    )
+
+The policy (path rules, the HTTP contract, the throttling seam) is
+:mod:`tokenware.core.http`, shared with :mod:`tokenware.asgi`; this module
+only reads the environ and writes the response. The request's identity is in
+``environ["tokenware.identity"]`` (:class:`~tokenware.identity.Identity` or
+:data:`~tokenware.identity.ANONYMOUS`), the instance in
+``environ["tokenware.instance"]`` (PEP 3333 wants a dot in every key whose
+value is not a string; ``wsgiref.validate`` enforces it), and on public
+routes the reason credentials that were sent did not authenticate in
+``environ["tokenware.error"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from tokenware._drive import run_sync
+from tokenware.core.http import (
+    DEFAULT_REALM,
+    Headers,
+    HttpPolicy,
+    PathRules,
+    RequestView,
+    ThrottleHook,
+    merge_headers,
+    pipeline,
+)
+from tokenware.endpoints import (
+    DEFAULT_HANDSHAKE_PATH,
+    DEFAULT_JWKS_PATH,
+    DEFAULT_SCRIPT_PATH,
+    Endpoints,
+    _facade,
+    wsgi_path,
+    wsgi_status,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from tokenware.facade import AsyncTokenware, Tokenware
+
+__all__ = ["TokenwareMiddleware"]
+
+
+class TokenwareMiddleware:
+    """Authenticates every request before ``app`` sees it (a plain WSGI callable).
+
+    Args:
+        app: the WSGI app to protect.
+        tokenware: the :class:`~tokenware.Tokenware` instance.
+        protect: path prefixes that require credentials. Default ``"/"``:
+            everything, so forgetting a prefix fails closed; narrow it with
+            ``protect=["/api/"]`` or open holes with ``public=``.
+        public: prefixes where credentials are optional (a bad token or a
+            store outage gives an anonymous identity, not an error).
+        exempt: prefixes tokenware does not touch at all.
+        required_scopes: ``{prefix: scopes}`` every request below a
+            protected prefix must carry (403 ``insufficient_scope``).
+        throttle: a :class:`~tokenware.core.http.ThrottleHook` (see there).
+        trusted_proxies: how many proxies append to ``X-Forwarded-For``;
+            0 (default) uses the socket peer only.
+        realm: the ``WWW-Authenticate`` realm.
+        jwks_path: where to serve the JWK Set (asymmetric keys only);
+            ``None`` switches it off.
+        script_path, handshake_path: reserved for the browser client and
+            the handshake (not served yet; see :mod:`tokenware.endpoints`).
+
+    Raises:
+        ConfigurationError: an invalid option.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        tokenware: Tokenware | AsyncTokenware,
+        protect: str | Iterable[str] = ("/",),
+        public: str | Iterable[str] = (),
+        exempt: str | Iterable[str] = (),
+        required_scopes: Mapping[str, str | Iterable[str]] | None = None,
+        throttle: ThrottleHook | None = None,
+        trusted_proxies: int = 0,
+        realm: str = DEFAULT_REALM,
+        jwks_path: str | None = DEFAULT_JWKS_PATH,
+        script_path: str | None = DEFAULT_SCRIPT_PATH,
+        handshake_path: str | None = DEFAULT_HANDSHAKE_PATH,
+    ) -> None:
+        self.app = app
+        self.tokenware = _facade(tokenware)
+        self.policy = HttpPolicy(
+            rules=PathRules.build(
+                protect=protect, public=public, exempt=exempt, required_scopes=required_scopes
+            ),
+            realm=realm,
+            throttle=throttle,
+            trusted_proxies=trusted_proxies,
+        )
+        self.endpoints = Endpoints.build(
+            self.tokenware,
+            jwks_path=jwks_path,
+            script_path=script_path,
+            handshake_path=handshake_path,
+        )
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        path = wsgi_path(environ)
+        served = self.endpoints.respond(method, path)
+        if served is not None:
+            start_response(wsgi_status(served.status), list(served.headers))
+            return [served.body]
+        tw = self.tokenware
+        environ["tokenware.instance"] = tw
+        authorization = environ.get("HTTP_AUTHORIZATION")
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+        view = RequestView(
+            method=method,
+            path=path,
+            authorization=() if authorization is None else (str(authorization),),
+            query_string=str(environ.get("QUERY_STRING", "")),
+            client=environ.get("REMOTE_ADDR"),
+            forwarded_for=() if forwarded is None else (str(forwarded),),
+        )
+        outcome = run_sync(pipeline(view, self.policy, tw._authenticate_flow), tw.stores.sync)
+        environ["tokenware.identity"] = outcome.identity
+        environ["tokenware.error"] = outcome.error
+        response = outcome.response
+        if response is not None:
+            start_response(wsgi_status(response.status), list(response.headers))
+            return [response.body]
+        if not outcome.headers:
+            return self.app(environ, start_response)
+        return self.app(environ, _adding(start_response, outcome.headers))
+
+
+def _adding(start_response: StartResponse, extra: Headers) -> StartResponse:
+    def wrapped(
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: tuple[type[BaseException], BaseException, TracebackType]
+        | tuple[None, None, None]
+        | None = None,
+    ) -> Any:
+        return start_response(status, merge_headers(headers, extra), exc_info)
+
+    return wrapped
