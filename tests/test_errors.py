@@ -24,6 +24,7 @@ TREE: list[tuple[type[e.TokenwareError], type[BaseException], int | None, str, s
     (e.PermissionDenied, e.ClientError, 403, "forbidden", None),
     (e.InsufficientScope, e.PermissionDenied, 403, "insufficient_scope", "insufficient_scope"),
     (e.CsrfFailed, e.PermissionDenied, 403, "csrf_failed", None),
+    (e.OriginRejected, e.PermissionDenied, 403, "origin_rejected", None),
     (e.HandshakeError, e.ClientError, 400, "invalid_handshake", None),
     (e.NotFound, e.ClientError, 404, "not_found", None),
     (e.Conflict, e.ClientError, 409, "conflict", None),

@@ -18,7 +18,8 @@
     │   ├── HandshakeError                           400
     │   ├── PermissionDenied                         403
     │   │   ├── InsufficientScope
-    │   │   └── CsrfFailed
+    │   │   ├── CsrfFailed
+    │   │   └── OriginRejected
     │   ├── NotFound                                 404
     │   ├── Conflict                                 409
     │   │   └── HandshakeReplayed
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidToken",
     "MissingCredentials",
     "NotFound",
+    "OriginRejected",
     "PermissionDenied",
     "RefreshTokenNotFound",
     "RefreshTokenReused",
@@ -215,6 +217,13 @@ class CsrfFailed(PermissionDenied):
 
     code = "csrf_failed"
     title = "CSRF check failed"
+
+
+class OriginRejected(PermissionDenied):
+    """The request's ``Origin`` (or ``Sec-Fetch-Site``) is not allowed."""
+
+    code = "origin_rejected"
+    title = "Origin not allowed"
 
 
 class NotFound(ClientError):
