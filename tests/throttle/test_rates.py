@@ -314,3 +314,11 @@ def test_legacy_headers_need_now() -> None:
 def test_retry_after_integer_at_least_one(seconds: float, value: str) -> None:
     """Retry-After is an integer number of seconds, rounded up, at least 1."""
     assert retry_after_header(seconds) == value
+
+
+def test_key_mac_is_the_ring_name_mac() -> None:
+    """The cached MAC state gives exactly KeyRing.name_mac("throttle", ...)."""
+    ring = KEYS.ring
+    data = "\x00".join(("", "alice", f"10/{60.0!r}/10")).encode()
+    expected = ring.name_mac("throttle", data)[:16].hex()
+    assert KEYS.key("alice", RATE) == f"tw:rl:{{{expected}}}"

@@ -38,11 +38,14 @@ Headers
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from tokenware.core.flow import Flow
 from tokenware.core.ops import Gcra, GcraResult
@@ -165,6 +168,12 @@ def parse_rule(text: str | Rule | Rate) -> Rule:
         )
     if len(text) > MAX_RULE_LENGTH:
         raise ValidationError(f"rate string longer than {MAX_RULE_LENGTH} characters")
+    return _parse(text)
+
+
+# Apps pass the same few literal strings on every request: parse each once.
+@lru_cache(maxsize=512)
+def _parse(text: str) -> Rule:
     rates = []
     for part in text.split(","):
         rate_text, *options = part.split(";")
@@ -215,6 +224,13 @@ class ThrottleKeys:
 
     ring: KeyRing
     prefix: str
+    _mac: hmac.HMAC = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The keyed state of ring.name_mac("throttle", ...), computed once and
+        # copied per key: the same MAC without re-deriving the key per hit.
+        sub = self.ring.index_key.derive("throttle")
+        object.__setattr__(self, "_mac", hmac.new(sub, digestmod=hashlib.sha256))
 
     def key(self, key: str, rate: Rate, *, scope: str = "") -> str:
         """The store key of caller key ``key`` under ``rate`` (and ``scope``).
@@ -236,8 +252,9 @@ class ThrottleKeys:
             )
         except UnicodeEncodeError:
             raise ValidationError("throttle key contains a lone surrogate") from None
-        mac = self.ring.name_mac("throttle", data)[:16].hex()
-        return f"{self.prefix}:rl:{{{mac}}}"
+        mac = self._mac.copy()
+        mac.update(data)
+        return f"{self.prefix}:rl:{{{mac.digest()[:16].hex()}}}"
 
 
 # --- the hit flow ---------------------------------------------------------------
