@@ -41,7 +41,8 @@ def free_port() -> int:
 
 def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv, loopback only
+    # A fixed argv, bound to loopback only.
+    proc = subprocess.Popen(
         [
             shutil.which("redis-server") or "redis-server",
             "--port",
@@ -54,7 +55,7 @@ def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
             "no",
             "--dir",
             workdir,
-        ],  # fmt: skip
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
