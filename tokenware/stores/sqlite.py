@@ -230,9 +230,7 @@ class SQLiteStore:
         conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            if not mode or str(mode[0]).lower() != "wal":
-                raise StoreError(f"sqlite could not enable WAL mode on {self._path!r}")
+            self._enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA secure_delete = ON")
             for statement in _SCHEMA:
@@ -241,6 +239,29 @@ class SQLiteStore:
             conn.close()
             raise
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL, waiting out other connections doing the same.
+
+        Changing the journal mode does not go through the busy handler: when
+        several workers open a brand-new file at once, all but one get
+        "database is locked" at once. WAL is persistent in the file, so this
+        retries until one of them has set it (or the store timeout passes,
+        which surfaces as StoreUnavailable).
+        """
+        deadline = time.monotonic() + self._timeout
+        delay = 0.001
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                break
+            except sqlite3.OperationalError as exc:
+                if not _is_lock_error(exc) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        if not mode or str(mode[0]).lower() != "wal":
+            raise StoreError(f"sqlite could not enable WAL mode on {self._path!r}")
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection in this process, opened on first use."""
