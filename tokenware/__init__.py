@@ -12,6 +12,7 @@ from tokenware import errors
 from tokenware.challenges import Challenge, ChallengeInfo, ChallengeVerification, SecretSpec
 from tokenware.decorators import exempt, requires
 from tokenware.facade import AsyncTokenware, Tokenware
+from tokenware.handshake import AsyncHandshake, CsrfCookie, Handshake, HandshakeReply
 from tokenware.identity import ANONYMOUS, Anonymous, Identity
 from tokenware.jwt import TokenPair
 from tokenware.keys import KeyRing, RootKey
@@ -24,12 +25,16 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ANONYMOUS",
     "Anonymous",
+    "AsyncHandshake",
     "AsyncTokenware",
     "Challenge",
     "ChallengeInfo",
     "ChallengeVerification",
+    "CsrfCookie",
     "Decision",
     "GeneratedPat",
+    "Handshake",
+    "HandshakeReply",
     "Identity",
     "IssuedPat",
     "KeyRing",

@@ -20,10 +20,12 @@ from tokenware.core.challenge import ChallengeRules
 from tokenware.core.credentials import Verifiers, authenticate
 from tokenware.core.encoding import Random
 from tokenware.core.flow import Flow
+from tokenware.core.handshake import HandshakeRules
 from tokenware.core.pat import PatRules
 from tokenware.core.session import SessionRules
 from tokenware.core.throttle import ThrottleKeys
 from tokenware.errors import ConfigurationError
+from tokenware.handshake import AsyncHandshake, Handshake
 from tokenware.identity import Identity
 from tokenware.jwt import AsyncJwt, Jwt
 from tokenware.keys import KeyRing
@@ -137,6 +139,10 @@ class Tokenware:
         self._throttle_keys = ThrottleKeys(ring=keys, prefix=key_prefix)
         #: GCRA rate limiting.
         self.throttle = Throttle(self._throttle_keys, self._run)
+        self._handshake_rules = HandshakeRules.build(ring=keys, prefix=key_prefix)
+        #: TWHS1, the encrypted browser handshake (server side); see
+        #: ``tw.handshake.configure(origins=[...])``.
+        self.handshake = Handshake(self._handshake_rules, self._run, clock, random)
         #: The async facade over the same store.
         self.aio = AsyncTokenware(self)
 
@@ -210,6 +216,10 @@ class AsyncTokenware:
         )
         #: GCRA rate limiting (coroutines).
         self.throttle = cast(AsyncThrottle, Throttle(tw._throttle_keys, self._run))
+        #: TWHS1, the encrypted browser handshake (``respond`` is a coroutine).
+        self.handshake = AsyncHandshake(
+            tw._handshake_rules, self._run, tw.settings.clock, tw._random
+        )
 
     def _run(self, flow: Flow[Any]) -> Any:
         return run_async(flow, self._tw.stores.aio)

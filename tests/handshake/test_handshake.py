@@ -1,0 +1,239 @@
+"""``tw.handshake`` on memory, SQLite and Redis: TWHS1 as security.md §2 specifies it.
+
+Replies are opened by an independent reference client (``_hs_helpers.RefClient``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from _hs_helpers import ORIGIN, SECRET, RefClient, make_tw
+
+from tokenware import AsyncHandshake, Handshake, HandshakeReply, Tokenware, errors
+from tokenware.core import handshake as core
+from tokenware.stores import StorePair
+from tokenware.testing import FrozenClock
+
+
+def test_round_trip_header_delivery(store_pair: StorePair, clock: FrozenClock, prefix: str) -> None:
+    tw = make_tw(store_pair, clock, prefix)
+    csrf = tw.handshake.issue_csrf()
+    client = RefClient()
+    pair = tw.jwt.issue("alice")
+    reply = tw.handshake.respond(
+        client.header, csrf_token=csrf, csrf_cookie=csrf, origin=ORIGIN, payload=pair
+    )
+    assert isinstance(reply, HandshakeReply)
+    assert reply.delivery == "header"
+    headers = dict(reply.headers)
+    assert headers["Cache-Control"] == "no-store"
+    value = headers["Tokenware-Handshake"]
+    assert value.startswith("v1.") and len(value.split(".")) == 5
+    assert [len(p) for p in value.split(".")[1:4]] == [87, 22, 16]
+    assert json.loads(reply.body) == {"v": 1}
+    plain = client.open_header(value, csrf=csrf)
+    assert plain == {
+        "access_token": pair.access_token,
+        "token_type": "Bearer",
+        "expires_in": int(pair.access_token_expires_at - clock()),
+        "exp": int(pair.access_token_expires_at),
+    }
+    assert "refresh_token" not in plain
+    assert tw.authenticate(f"Bearer {plain['access_token']}").subject == "alice"
+
+
+def test_round_trip_body_delivery(store_pair: StorePair, clock: FrozenClock, prefix: str) -> None:
+    tw = make_tw(store_pair, clock, prefix, delivery="body")
+    csrf = tw.handshake.issue_csrf()
+    client = RefClient()
+    reply = tw.handshake.respond(
+        client.header, csrf_token=csrf, csrf_cookie=csrf, origin=ORIGIN, payload={"x": "é"}
+    )
+    assert "Tokenware-Handshake" not in dict(reply.headers)
+    body = json.loads(reply.body)
+    assert set(body) == {"v", "epk", "n", "iv", "ct"}
+    assert client.open_body(body, csrf=csrf) == {"x": "é"}
+
+
+def test_async_twin_with_async_payload(
+    store_pair: StorePair, clock: FrozenClock, prefix: str
+) -> None:
+    tw = make_tw(store_pair, clock, prefix)
+    assert isinstance(tw.aio.handshake, AsyncHandshake)
+    assert isinstance(tw.handshake, Handshake)
+    csrf = tw.aio.handshake.issue_csrf()
+    client = RefClient()
+
+    async def payload() -> str:
+        return "opaque-token"
+
+    async def main() -> HandshakeReply:
+        return await tw.aio.handshake.respond(
+            client.header, csrf_token=csrf, csrf_cookie=csrf, origin=ORIGIN, payload=payload
+        )
+
+    reply = asyncio.run(main())
+    plain = client.open_header(reply.header_value, csrf=csrf)
+    assert plain == {"access_token": "opaque-token", "token_type": "Bearer"}
+
+
+def test_jwt_string_payload_gets_exp_and_expires_in(
+    store_pair: StorePair, clock: FrozenClock, prefix: str
+) -> None:
+    tw = make_tw(store_pair, clock, prefix)
+    csrf = tw.handshake.issue_csrf()
+    client = RefClient()
+    token = tw.jwt.issue("bob").access_token
+    reply = tw.handshake.respond(client.header, csrf_token=csrf, origin=ORIGIN, payload=token)
+    plain = client.open_header(reply.header_value, csrf=csrf)
+    assert plain["access_token"] == token
+    assert plain["exp"] - int(clock()) == plain["expires_in"] > 0
+
+
+def test_async_payload_on_the_sync_service_is_a_type_error(
+    store_pair: StorePair, clock: FrozenClock, prefix: str
+) -> None:
+    tw = make_tw(store_pair, clock, prefix)
+    csrf = tw.handshake.issue_csrf()
+
+    async def payload() -> str:
+        return "t"
+
+    with pytest.raises(TypeError, match=r"tw\.aio"):
+        tw.handshake.respond(RefClient().header, csrf_token=csrf, origin=ORIGIN, payload=payload)
+
+
+def test_session_bound_csrf(store_pair: StorePair, clock: FrozenClock, prefix: str) -> None:
+    tw = make_tw(store_pair, clock, prefix)
+    csrf = tw.handshake.issue_csrf(session="sess-1")
+    client = RefClient()
+    reply = tw.handshake.respond(
+        client.header, csrf_token=csrf, origin=ORIGIN, session="sess-1", payload="t"
+    )
+    assert client.open_header(reply.header_value, csrf=csrf)["access_token"] == "t"
+    with pytest.raises(errors.CsrfFailed):  # bound token, no session given
+        tw.handshake.respond(RefClient().header, csrf_token=csrf, origin=ORIGIN, payload="t")
+    unbound = tw.handshake.issue_csrf()
+    with pytest.raises(errors.CsrfFailed):  # unbound token, but a session exists
+        tw.handshake.respond(
+            RefClient().header, csrf_token=unbound, origin=ORIGIN, session="sess-1", payload="t"
+        )
+
+
+def test_csrf_token_expires_on_the_injected_clock(
+    store_pair: StorePair, clock: FrozenClock, prefix: str
+) -> None:
+    tw = make_tw(store_pair, clock, prefix, csrf_max_age=600)
+    csrf = tw.handshake.issue_csrf()
+    tw.handshake.verify_csrf(csrf, cookie=csrf)
+    clock.advance(601)
+    with pytest.raises(errors.CsrfFailed):
+        tw.handshake.verify_csrf(csrf, cookie=csrf)
+
+
+def test_csrf_cookie_attributes() -> None:
+    tw = Tokenware(store="memory://", secret_key=SECRET)
+    cookie = tw.handshake.csrf_cookie()
+    assert cookie.name == "tokenware_csrf"
+    assert cookie.samesite == "Strict" and cookie.secure and not cookie.httponly
+    assert cookie.path == "/"
+    value = cookie.header_value()
+    assert value.startswith(f"tokenware_csrf={cookie.value}; Path=/; Max-Age=43200")
+    assert "SameSite=Strict" in value and "Secure" in value and "HttpOnly" not in value
+    assert "; Secure" not in tw.handshake.csrf_cookie(secure=False).header_value()
+    assert cookie.value not in repr(cookie)
+    tw.handshake.verify_csrf(cookie.value, cookie=cookie.value)
+
+
+def test_csrf_tokens_survive_key_rotation() -> None:
+    from tokenware import KeyRing, RootKey
+
+    old = RootKey("old", b"o" * 32)
+    tw_old = Tokenware(store="memory://", keys=KeyRing([old]))
+    tw_new = Tokenware(store="memory://", keys=KeyRing([RootKey("new", b"n" * 32), old]))
+    token = tw_old.handshake.issue_csrf()
+    tw_new.handshake.verify_csrf(token, cookie=token)
+    with pytest.raises(errors.CsrfFailed):
+        Tokenware(store="memory://", secret_key=b"z" * 32).handshake.verify_csrf(token)
+
+
+def test_payload_is_made_only_after_every_check(
+    store_pair: StorePair, clock: FrozenClock, prefix: str
+) -> None:
+    tw = make_tw(store_pair, clock, prefix)
+    calls: list[int] = []
+
+    def payload() -> str:
+        calls.append(1)
+        return "t"
+
+    csrf = tw.handshake.issue_csrf()
+    client = RefClient()
+    tw.handshake.respond(client.header, csrf_token=csrf, origin=ORIGIN, payload=payload)
+    for bad in (
+        dict(request_header=client.header, csrf_token=csrf, origin=ORIGIN),  # replay
+        dict(request_header="v1.x", csrf_token=csrf, origin=ORIGIN),
+        dict(request_header=RefClient().header, csrf_token="nope", origin=ORIGIN),
+        dict(request_header=RefClient().header, csrf_token=csrf, origin="https://evil.example"),
+    ):
+        with pytest.raises(errors.ClientError):
+            tw.handshake.respond(payload=payload, **bad)  # type: ignore[arg-type]
+    assert calls == [1]
+
+
+def test_origin_normalisation_and_configuration() -> None:
+    assert core.normalise_origin("HTTPS://App.Example.com:443") == "https://app.example.com"
+    assert core.normalise_origin("http://127.0.0.1:8000") == "http://127.0.0.1:8000"
+    assert core.normalise_origin("http://[::1]:80") == "http://[::1]"
+    for bad in ("null", "https://a.example/", "https://u@a.example", "ftp://a.example", "", "x"):
+        assert core.normalise_origin(bad) is None, bad
+    tw = Tokenware(store="memory://", secret_key=SECRET)
+    assert tw.handshake.origins == ()
+    with pytest.raises(errors.ConfigurationError):
+        tw.handshake.configure(origins=["https://a.example/path"])
+    with pytest.raises(errors.ConfigurationError):
+        tw.handshake.configure(delivery="cookie")
+    with pytest.raises(errors.ConfigurationError):
+        tw.handshake.configure(session_rate="ten per fortnight")
+    hs = tw.handshake.configure(origins="https://A.example")
+    assert hs.origins == ("https://a.example",)
+
+
+def test_no_origin_but_same_origin_fetch_metadata(
+    store_pair: StorePair, clock: FrozenClock, prefix: str
+) -> None:
+    tw = make_tw(store_pair, clock, prefix)
+    csrf = tw.handshake.issue_csrf()
+    client = RefClient()
+    reply = tw.handshake.respond(
+        client.header, csrf_token=csrf, origin=None, sec_fetch_site="same-origin", payload="t"
+    )
+    assert client.open_header(reply.header_value, csrf=csrf, origin=ORIGIN)["access_token"] == "t"
+    with pytest.raises(errors.OriginRejected):
+        tw.handshake.respond(RefClient().header, csrf_token=csrf, origin=None, payload="t")
+
+
+def test_request_parsing_exact_sizes() -> None:
+    client = RefClient()
+    assert len(client.header) == 113
+    req = core.parse_request(client.header)
+    _key, epk, nonce = core.load_client_key(req)
+    assert epk == client.epk and nonce == client.nonce
+    assert core.parse_request(client.header.encode()) == req
+
+
+def test_reply_never_shows_its_ciphertext_in_repr(
+    store_pair: StorePair, clock: FrozenClock, prefix: str
+) -> None:
+    tw = make_tw(store_pair, clock, prefix)
+    csrf = tw.handshake.issue_csrf()
+    reply = tw.handshake.respond(RefClient().header, csrf_token=csrf, origin=ORIGIN, payload="t")
+    assert core.b64u(reply.ciphertext) not in repr(reply)
+    assert len(reply.handshake_id) == 32
+
+
+def payload_of(reply: HandshakeReply, client: RefClient, csrf: str) -> Any:
+    return client.open_header(reply.header_value, csrf=csrf)

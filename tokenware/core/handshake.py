@@ -1,0 +1,764 @@
+"""TWHS1, the encrypted browser handshake: the server side, sans-I/O.
+
+The protocol is ``reference/security.md`` §2, byte for byte. The browser
+makes a non-extractable ECDH P-256 key pair and a 16-byte nonce and POSTs::
+
+    Tokenware-Handshake: v1.<b64u(epk_c):87>.<b64u(n_c):22>
+    X-CSRF-Token: <the tokenware_csrf cookie>
+
+The server makes its own ephemeral key pair and nonce, and answers with the
+app's payload (typically a fresh access JWT) encrypted under::
+
+    TH = SHA-256(LABEL ‖ 0x00 ‖ u16be(len(ORIGIN)) ‖ ORIGIN
+                 ‖ epk_c ‖ n_c ‖ epk_s ‖ n_s ‖ SHA-256(CSRF))
+    K  = HKDF-SHA256(IKM = ECDH x-coordinate, salt = n_c ‖ n_s, info = LABEL ‖ " key" ‖ TH, L = 32)
+    C  = AES-256-GCM(K, iv = 12 random bytes, aad = TH)
+
+in the response header ``Tokenware-Handshake: v1.<epk_s>.<n_s>.<iv>.<ct>``
+(refused above 4096 bytes) or in a JSON body
+``{"v":1,"epk":…,"n":…,"iv":…,"ct":…}``.
+
+Checks run in the order of §2.6, cheapest and least revealing first, and
+nothing costly (no EC operation, no store write) happens for a request that
+fails an earlier one:
+
+1. size (≤ 256 bytes) and shape of the request header → 400
+2. ``Origin`` / ``Sec-Fetch-Site`` against the allow-list → 403
+   ``origin_rejected``; the CSRF token (signed double-submit, bound to the
+   session when there is one) → 403 ``csrf_failed``
+3. throttle per session and per client address → 429
+4. canonical base64url, uncompressed on-curve point → 400
+5. replay guard: nonce and key remembered for five minutes, both in ONE
+   atomic insert-if-absent → 409 ``handshake_replayed``
+6. only then is the payload made (by the caller, after :func:`accept_flow`
+   returned) and sealed with :func:`seal`.
+
+Store layout (``{...}`` is the Redis Cluster hash tag)::
+
+    <prefix>:hs:{<tag>}:n:<mac(n_c)>           replay guard on the nonce, TTL 300 s
+    <prefix>:hs:{<tag>}:k:<mac(SHA-256(epk_c))> replay guard on the key, TTL 300 s
+
+``tag`` is four base62 characters of a keyed HMAC of the session (or, with
+no session, of the CSRF token's random part), so both keys share one slot.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from itsdangerous import BadSignature, TimestampSigner
+
+from tokenware.core.encoding import BASE62, Random
+from tokenware.core.flow import Flow
+from tokenware.core.ops import Absent, Apply, Batch, Put
+from tokenware.core.throttle import Rate, ThrottleKeys, hit_flow, parse_rule
+from tokenware.errors import (
+    ConfigurationError,
+    CsrfFailed,
+    HandshakeError,
+    HandshakeReplayed,
+    OriginRejected,
+    Throttled,
+    ValidationError,
+)
+from tokenware.keys import KeyRing
+
+__all__ = [
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "HEADER_NAME",
+    "LABEL",
+    "MAX_HEADER_DELIVERY",
+    "MAX_REQUEST_HEADER",
+    "Accepted",
+    "CsrfCookie",
+    "CsrfTokens",
+    "Delivery",
+    "HandshakeReply",
+    "HandshakeRequest",
+    "HandshakeRules",
+    "accept_flow",
+    "b64u",
+    "b64u_decode",
+    "check_origin",
+    "derive_key",
+    "load_client_key",
+    "normalise_origin",
+    "parse_request",
+    "payload_bytes",
+    "seal",
+    "transcript_hash",
+]
+
+VERSION = "v1"
+#: The transcript label of suite ``v1`` (ECDH P-256, HKDF-SHA256, AES-256-GCM).
+LABEL = b"tokenware-hs-v1"
+#: Request and (header delivery) response header.
+HEADER_NAME = "Tokenware-Handshake"
+#: Where the client echoes the CSRF cookie.
+CSRF_HEADER = "X-CSRF-Token"
+#: The signed double-submit cookie the middleware sets.
+CSRF_COOKIE = "tokenware_csrf"
+#: Longest accepted request header value, checked before any parsing.
+MAX_REQUEST_HEADER = 256
+#: Longest response header line (``Tokenware-Handshake: …``) header delivery emits.
+MAX_HEADER_DELIVERY = 4096
+#: Longest CSRF token looked at (a real one is about 90 characters).
+MAX_CSRF_LENGTH = 256
+POINT_LENGTH = 65
+NONCE_LENGTH = 16
+IV_LENGTH = 12
+GCM_TAG_LENGTH = 16
+#: Seconds a nonce and a client key are remembered by the replay guard.
+REPLAY_TTL = 300.0
+#: Default age limit of a CSRF token (12 hours).
+CSRF_MAX_AGE = 12 * 3600.0
+#: Default throttles: per session (or CSRF token) and per client address.
+SESSION_RATE = "10/minute"
+ADDRESS_RATE = "60/minute"
+TAG_LENGTH = 4
+
+Delivery = Literal["header", "body"]
+
+_B64U = "[A-Za-z0-9_-]"
+_REQUEST = re.compile(rf"v1\.({_B64U}{{87}})\.({_B64U}{{22}})")
+_VERSION_LIKE = re.compile(r"[A-Za-z0-9]{1,8}\.")
+_CSRF_NONCE = re.compile(rf"{_B64U}{{22}}")
+
+
+# --- encodings ------------------------------------------------------------------
+
+
+def b64u(data: bytes) -> str:
+    """base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64u_decode(text: str, length: int) -> bytes:
+    """Decode canonical, unpadded base64url of exactly ``length`` bytes.
+
+    Raises:
+        HandshakeError: wrong alphabet, padding, length, or a non-canonical
+            encoding (non-zero unused bits: two strings must never decode
+            to the same bytes).
+    """
+    expected = (length * 8 + 5) // 6
+    if len(text) != expected or not re.fullmatch(f"{_B64U}*", text):
+        raise HandshakeError(f"expected {expected} base64url characters")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if len(raw) != length or b64u(raw) != text:
+        raise HandshakeError("non-canonical base64url")
+    return raw
+
+
+# --- step 1: the request header ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeRequest:
+    """A request header that has the right size and shape (not yet decoded)."""
+
+    epk: str
+    nonce: str
+
+
+def parse_request(value: str | bytes | None) -> HandshakeRequest:
+    """Check the size and shape of a ``Tokenware-Handshake`` request value.
+
+    Raises:
+        HandshakeError: missing, longer than 256 bytes (checked before
+            anything else, so a 1 MB header costs nothing), a legacy
+            CryptoJS value, an unknown version, or not
+            ``v1.<87 base64url>.<22 base64url>``.
+    """
+    if value is None:
+        raise HandshakeError("no Tokenware-Handshake header")
+    if len(value) > MAX_REQUEST_HEADER:
+        raise HandshakeError(f"handshake header longer than {MAX_REQUEST_HEADER} bytes")
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            raise HandshakeError("handshake header is not ASCII") from None
+    match = _REQUEST.fullmatch(value)
+    if match is None:
+        if value.startswith("U2FsdGVkX1"):
+            raise HandshakeError("legacy tokensec (CryptoJS) handshake; only TWHS1 v1 is accepted")
+        if _VERSION_LIKE.match(value) and not value.startswith("v1."):
+            raise HandshakeError("unsupported handshake version; only v1 is accepted")
+        raise HandshakeError("malformed handshake header")
+    return HandshakeRequest(match.group(1), match.group(2))
+
+
+# --- step 2: origin ---------------------------------------------------------------
+
+
+def normalise_origin(value: str) -> str | None:
+    """The serialized origin ``scheme://host[:port]``, lower-cased, default port dropped.
+
+    Returns ``None`` for anything that is not a plain http(s) origin
+    (``null``, a path, user info, a query, a bad port).
+    """
+    if not isinstance(value, str) or not value or len(value) > 512 or not value.isascii():
+        return None
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.path or parts.query or parts.fragment or "@" in parts.netloc:
+        return None
+    if value.endswith(("?", "#")):
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def check_origin(origin: str | None, sec_fetch_site: str | None, allowed: Sequence[str]) -> str:
+    """The canonical origin of an acceptable request, for the transcript.
+
+    ``origin`` must be one of ``allowed`` (already normalised). Without an
+    ``Origin`` header, ``Sec-Fetch-Site: same-origin`` is accepted when
+    exactly one origin is allowed (then it is the origin). A request the
+    browser labels ``cross-site`` is refused whatever its ``Origin`` says.
+
+    Raises:
+        OriginRejected: anything else.
+    """
+    site = (sec_fetch_site or "").strip().lower()
+    if site == "cross-site":
+        raise OriginRejected("Sec-Fetch-Site: cross-site")
+    if origin is None or origin == "":
+        if site == "same-origin" and len(allowed) == 1:
+            return allowed[0]
+        raise OriginRejected("no Origin header and no same-origin Sec-Fetch-Site")
+    canonical = normalise_origin(origin)
+    if canonical is None or canonical not in allowed:
+        raise OriginRejected("origin not in the allow-list")
+    return canonical
+
+
+# --- step 2: CSRF (signed double-submit) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CsrfCookie:
+    """The ``Set-Cookie`` the middleware sends with a new CSRF token.
+
+    The cookie is readable by the page's script (``HttpOnly`` off): the
+    client must echo it in ``X-CSRF-Token``. ``SameSite=Strict`` keeps it
+    off cross-site requests; its signature keeps a cookie planted by a
+    sibling subdomain from passing.
+    """
+
+    name: str
+    value: str = field(repr=False)
+    path: str = "/"
+    max_age: int = int(CSRF_MAX_AGE)
+    samesite: str = "Strict"
+    secure: bool = True
+    httponly: bool = False
+
+    def header_value(self) -> str:
+        """The ``Set-Cookie`` header value."""
+        parts = [f"{self.name}={self.value}", f"Path={self.path}", f"Max-Age={self.max_age}"]
+        parts.append(f"SameSite={self.samesite}")
+        if self.secure:
+            parts.append("Secure")
+        if self.httponly:
+            parts.append("HttpOnly")
+        return "; ".join(parts)
+
+
+class _Signer(TimestampSigner):
+    """itsdangerous' timestamp signer on an injected clock."""
+
+    def __init__(self, keys: list[bytes], clock: Callable[[], float]) -> None:
+        super().__init__(keys, salt="tokenware-handshake-csrf", digest_method=hashlib.sha256)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self._clock())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsrfTokens:
+    """Issue and verify signed double-submit CSRF tokens.
+
+    A token is ``<22 random base64url>[<22 base64url session binding>]``
+    signed with a timestamp by itsdangerous, under a sub-key of the ring
+    (every ring key verifies, the newest signs). The binding is a keyed
+    HMAC of the session id, so a token from another session fails.
+    """
+
+    ring: KeyRing
+    max_age: float = CSRF_MAX_AGE
+
+    def _signer(self, clock: Callable[[], float]) -> _Signer:
+        # itsdangerous signs with the LAST key and verifies with all.
+        keys = [k.derive("handshake-csrf") for k in reversed(self.ring.keys)]
+        return _Signer(keys, clock)
+
+    def _binding(self, session: str) -> str:
+        return b64u(self.ring.mac("handshake-csrf-session", session.encode("utf-8"))[:16])
+
+    def issue(self, *, session: str | None = None, now: float, rand: Random) -> str:
+        """A new token, bound to ``session`` when given."""
+        value = b64u(rand(NONCE_LENGTH))
+        if session is not None:
+            value += self._binding(session)
+        return self._signer(lambda: now).sign(value).decode("ascii")
+
+    def verify(
+        self,
+        token: str | None,
+        *,
+        cookie: str | None = None,
+        session: str | None = None,
+        check_cookie: bool = True,
+        now: float,
+    ) -> str:
+        """Check ``token`` (the header) against ``cookie`` and ``session``.
+
+        Returns:
+            The token's random part, an id for the browser when there is no
+            session.
+
+        Raises:
+            CsrfFailed: missing, non-ASCII, oversized, unsigned, expired, not
+                equal to the cookie (constant time, on bytes), or bound to
+                another session (or to none when a session is given).
+        """
+        if not isinstance(token, str) or not token:
+            raise CsrfFailed("no CSRF token")
+        if len(token) > MAX_CSRF_LENGTH or not token.isascii():
+            raise CsrfFailed("malformed CSRF token")
+        if check_cookie:
+            if not isinstance(cookie, str) or len(cookie) > MAX_CSRF_LENGTH or not cookie.isascii():
+                raise CsrfFailed("no CSRF cookie")
+            if not hmac.compare_digest(token.encode("ascii"), cookie.encode("ascii")):
+                raise CsrfFailed("CSRF token does not match the cookie")
+        try:
+            raw = self._signer(lambda: now).unsign(token, max_age=int(self.max_age))
+        except BadSignature:
+            raise CsrfFailed("CSRF token signature or age") from None
+        value = raw.decode("ascii")
+        nonce, binding = value[:22], value[22:]
+        if not _CSRF_NONCE.fullmatch(nonce):
+            raise CsrfFailed("malformed CSRF token")
+        if session is not None:
+            if not hmac.compare_digest(binding.encode("ascii"), self._binding(session).encode()):
+                raise CsrfFailed("CSRF token belongs to another session")
+        elif binding:
+            raise CsrfFailed("session-bound CSRF token without a session")
+        return nonce
+
+
+# --- steps 4-6: the point, the transcript, the key ---------------------------------
+
+
+def load_client_key(request: HandshakeRequest) -> tuple[ec.EllipticCurvePublicKey, bytes, bytes]:
+    """Decode and validate the client's key and nonce: ``(key, epk_c, n_c)``.
+
+    Raises:
+        HandshakeError: non-canonical base64url, a compressed, identity or
+            other non-``0x04`` encoding, or a point not on P-256.
+    """
+    epk = b64u_decode(request.epk, POINT_LENGTH)
+    nonce = b64u_decode(request.nonce, NONCE_LENGTH)
+    if epk[0] != 0x04:
+        raise HandshakeError("client key is not an uncompressed SEC1 point")
+    try:
+        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), epk)
+    except ValueError:
+        raise HandshakeError("client key is not a point on P-256") from None
+    return key, epk, nonce
+
+
+def transcript_hash(
+    *, origin: str, epk_c: bytes, n_c: bytes, epk_s: bytes, n_s: bytes, csrf_token: str
+) -> bytes:
+    """TH of §2.5: binds origin, both keys, both nonces and the CSRF token."""
+    raw_origin = origin.encode("ascii")
+    if len(raw_origin) > 0xFFFF:
+        raise ValidationError("origin too long")
+    csrf_hash = hashlib.sha256(csrf_token.encode("utf-8")).digest()
+    return hashlib.sha256(
+        b"".join(
+            (
+                LABEL,
+                b"\x00",
+                struct.pack(">H", len(raw_origin)),
+                raw_origin,
+                epk_c,
+                n_c,
+                epk_s,
+                n_s,
+                csrf_hash,
+            )
+        )
+    ).digest()
+
+
+def derive_key(z: bytes, n_c: bytes, n_s: bytes, th: bytes) -> bytes:
+    """K of §2.5: HKDF-SHA256 over the ECDH secret, salted by both nonces."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=n_c + n_s, info=LABEL + b" key" + th
+    ).derive(z)
+
+
+# --- the payload and the reply -------------------------------------------------------
+
+
+def payload_bytes(payload: Any, *, now: float) -> bytes:
+    """The plaintext (UTF-8 JSON) for ``payload``.
+
+    * a mapping: sent as given (it should hold ``access_token``; ``exp``
+      and ``expires_in`` let the client renew in time);
+    * an object with ``access_token`` and ``access_token_expires_at`` (a
+      :class:`~tokenware.jwt.TokenPair`): the access token only, never the
+      refresh token;
+    * a string: the access token itself.
+
+    Raises:
+        ValidationError: anything else, or a mapping that is not JSON.
+    """
+    if isinstance(payload, Mapping):
+        body = dict(payload)
+    elif isinstance(payload, str):
+        if not payload:
+            raise ValidationError("empty handshake payload")
+        body = {"access_token": payload, "token_type": "Bearer"}
+        exp = _jwt_exp(payload)
+        if exp is not None:
+            body["expires_in"] = max(0, exp - int(now))
+            body["exp"] = exp
+    elif isinstance(getattr(payload, "access_token", None), str):
+        exp = int(payload.access_token_expires_at)
+        body = {
+            "access_token": payload.access_token,
+            "token_type": getattr(payload, "token_type", "Bearer"),
+            "expires_in": max(0, exp - int(now)),
+            "exp": exp,
+        }
+    else:
+        raise ValidationError("handshake payload must be a str, a mapping or a TokenPair")
+    try:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return text.encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"handshake payload must be JSON: {exc}") from None
+
+
+def _jwt_exp(token: str) -> int | None:
+    # The app's own freshly issued token: read (not verified) for its exp.
+    parts = token.split(".")
+    if len(parts) != 3 or len(parts[1]) > 8192:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return exp if isinstance(exp, int) and not isinstance(exp, bool) else None
+
+
+def header_line_length(plaintext_length: int) -> int:
+    """Bytes of ``Tokenware-Handshake: v1.<epk>.<n>.<iv>.<ct>`` for a plaintext."""
+    ct = (8 * (plaintext_length + GCM_TAG_LENGTH) + 5) // 6
+    return len(HEADER_NAME) + 2 + len("v1") + 4 + 87 + 22 + 16 + ct
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeReply:
+    """The server's answer, ready for any HTTP adapter.
+
+    Attributes:
+        delivery: ``"header"`` or ``"body"``.
+        epk, nonce, iv, ciphertext: the raw fields (ciphertext ends with the tag).
+        handshake_id: hex SHA-256 of the client nonce (first 16 bytes): the
+            only thing about a handshake fit for logs.
+    """
+
+    delivery: Delivery
+    epk: bytes
+    nonce: bytes
+    iv: bytes
+    ciphertext: bytes = field(repr=False)
+    handshake_id: str
+
+    @property
+    def header_value(self) -> str:
+        """``v1.<epk>.<n_s>.<iv>.<ct>``, the header-delivery value."""
+        parts = (self.epk, self.nonce, self.iv, self.ciphertext)
+        return "v1." + ".".join(b64u(p) for p in parts)
+
+    def json(self) -> dict[str, Any]:
+        """The body-delivery object ``{"v":1,"epk":…,"n":…,"iv":…,"ct":…}``."""
+        return {
+            "v": 1,
+            "epk": b64u(self.epk),
+            "n": b64u(self.nonce),
+            "iv": b64u(self.iv),
+            "ct": b64u(self.ciphertext),
+        }
+
+    @property
+    def status(self) -> int:
+        """Always 200."""
+        return 200
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """Response headers: content type, ``no-store``, ``Vary: Cookie``, and the reply header."""
+        out = [
+            ("Content-Type", "application/json"),
+            ("Cache-Control", "no-store"),
+            ("Pragma", "no-cache"),
+            ("Vary", "Cookie"),
+        ]
+        if self.delivery == "header":
+            out.append((HEADER_NAME, self.header_value))
+        return out
+
+    @property
+    def body(self) -> bytes:
+        """The JSON body: the encrypted reply, or ``{"v":1}`` with header delivery."""
+        obj = self.json() if self.delivery == "body" else {"v": 1}
+        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+
+
+# --- the rules and the flow ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A request that passed every check of §2.6 (steps 1-5); next: :func:`seal`."""
+
+    client_key: ec.EllipticCurvePublicKey = field(repr=False)
+    epk: bytes
+    nonce: bytes
+    origin: str
+    csrf_token: str = field(repr=False)
+    handshake_id: str
+
+
+def _rates(value: str | Iterable[Rate] | None, what: str) -> tuple[Rate, ...]:
+    if value is None:
+        return ()
+    try:
+        if isinstance(value, str):
+            return parse_rule(value).rates
+        return tuple(value)
+    except ValidationError as exc:
+        raise ConfigurationError(f"{what}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeRules:
+    """Everything the handshake needs besides the store, validated once.
+
+    Attributes:
+        ring, prefix: key ring and store key prefix.
+        origins: normalised allow-list of origins.
+        delivery: default delivery, ``"header"`` (TokenSec's exchange) or ``"body"``.
+        session_rates, address_rates: throttles (empty: none).
+        replay_ttl: seconds the replay guard remembers a nonce and a key.
+        csrf: the CSRF token rules.
+    """
+
+    ring: KeyRing
+    prefix: str
+    origins: tuple[str, ...] = ()
+    delivery: Delivery = "header"
+    session_rates: tuple[Rate, ...] = ()
+    address_rates: tuple[Rate, ...] = ()
+    replay_ttl: float = REPLAY_TTL
+    csrf: CsrfTokens
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        ring: KeyRing,
+        prefix: str,
+        origins: Iterable[str] = (),
+        delivery: str = "header",
+        session_rate: str | Iterable[Rate] | None = SESSION_RATE,
+        address_rate: str | Iterable[Rate] | None = ADDRESS_RATE,
+        replay_ttl: float = REPLAY_TTL,
+        csrf_max_age: float = CSRF_MAX_AGE,
+    ) -> HandshakeRules:
+        """Validate settings; raises :class:`~tokenware.errors.ConfigurationError`."""
+        if isinstance(origins, str):
+            origins = [origins]
+        canonical: list[str] = []
+        for origin in origins:
+            norm = normalise_origin(origin)
+            if norm is None:
+                raise ConfigurationError(
+                    f"handshake origin {origin!r} is not an origin like 'https://app.example.com'"
+                )
+            canonical.append(norm)
+        if delivery not in ("header", "body"):
+            raise ConfigurationError("handshake delivery must be 'header' or 'body'")
+        if not isinstance(replay_ttl, (int, float)) or not 1 <= replay_ttl <= 86400:
+            raise ConfigurationError("handshake replay_ttl must be between 1 and 86400 seconds")
+        if not isinstance(csrf_max_age, (int, float)) or not 60 <= csrf_max_age <= 400 * 86400:
+            raise ConfigurationError("csrf_max_age must be between 60 seconds and 400 days")
+        return cls(
+            ring=ring,
+            prefix=prefix,
+            origins=tuple(dict.fromkeys(canonical)),
+            delivery=delivery,  # type: ignore[arg-type]
+            session_rates=_rates(session_rate, "handshake session_rate"),
+            address_rates=_rates(address_rate, "handshake address_rate"),
+            replay_ttl=float(replay_ttl),
+            csrf=CsrfTokens(ring=ring, max_age=float(csrf_max_age)),
+        )
+
+    def _tag(self, binding: str) -> str:
+        mac = self.ring.name_mac("handshake-tag", binding.encode("utf-8"))
+        return "".join(BASE62[b % 62] for b in mac[:TAG_LENGTH])
+
+    def replay_keys(self, binding: str, epk: bytes, nonce: bytes) -> tuple[str, str]:
+        """The two replay-guard keys (one hash tag) for a session and request."""
+        tag = self._tag(binding)
+        n = self.ring.name_mac("handshake-nonce", nonce)[:16].hex()
+        k = self.ring.name_mac("handshake-epk", hashlib.sha256(epk).digest())[:16].hex()
+        base = f"{self.prefix}:hs:{{{tag}}}"
+        return f"{base}:n:{n}", f"{base}:k:{k}"
+
+
+def accept_flow(
+    rules: HandshakeRules,
+    header: str | bytes | None,
+    *,
+    csrf_token: str | None,
+    csrf_cookie: str | None,
+    check_cookie: bool,
+    origin: str | None,
+    sec_fetch_site: str | None = None,
+    session: str | None = None,
+    address: str | None = None,
+    now: float,
+) -> Flow[Accepted]:
+    """Steps 1-5 of §2.6, in that order; returns the accepted request.
+
+    Raises:
+        HandshakeError, OriginRejected, CsrfFailed, Throttled,
+        HandshakeReplayed, StoreUnavailable: see the module docstring.
+    """
+    request = parse_request(header)  # 1
+    canonical = check_origin(origin, sec_fetch_site, rules.origins)  # 2
+    if not isinstance(csrf_token, str):
+        raise CsrfFailed("no CSRF token")
+    browser = rules.csrf.verify(
+        csrf_token, cookie=csrf_cookie, session=session, check_cookie=check_cookie, now=now
+    )
+    binding = f"s:{session}" if session is not None else f"c:{browser}"
+    if rules.session_rates:  # 3
+        yield from _throttle(rules, binding, rules.session_rates, "hs-session")
+    if rules.address_rates and address:
+        yield from _throttle(rules, address, rules.address_rates, "hs-address")
+    client_key, epk, nonce = load_client_key(request)  # 4
+    nonce_key, epk_key = rules.replay_keys(binding, epk, nonce)  # 5
+    fresh = yield Apply(
+        Batch(
+            guards=(Absent(nonce_key), Absent(epk_key)),
+            writes=(
+                Put(nonce_key, b"1", ttl=rules.replay_ttl),
+                Put(epk_key, b"1", ttl=rules.replay_ttl),
+            ),
+        )
+    )
+    if not fresh:
+        raise HandshakeReplayed("nonce or client key seen before")
+    return Accepted(
+        client_key=client_key,
+        epk=epk,
+        nonce=nonce,
+        origin=canonical,
+        csrf_token=csrf_token,
+        handshake_id=hashlib.sha256(nonce).hexdigest()[:32],
+    )
+
+
+def _throttle(rules: HandshakeRules, key: str, rates: tuple[Rate, ...], scope: str) -> Flow[None]:
+    keys = ThrottleKeys(ring=rules.ring, prefix=rules.prefix)
+    decision = yield from hit_flow([(keys.key(key[:512], r, scope=scope), r) for r in rates])
+    if not decision.allowed:
+        raise Throttled("too many handshakes", retry_after=decision.retry_after)
+
+
+def seal(
+    accepted: Accepted,
+    plaintext: bytes,
+    *,
+    rand: Random,
+    delivery: Delivery = "header",
+    server_key: ec.EllipticCurvePrivateKey | None = None,
+) -> HandshakeReply:
+    """Step 6: a fresh server key and nonce, TH, K, and the encrypted payload.
+
+    ``server_key`` is for test vectors only; by default every handshake
+    gets a new one and it is dropped afterwards.
+
+    Raises:
+        HandshakeError: header delivery and the reply header would exceed
+            :data:`MAX_HEADER_DELIVERY` bytes (nginx answers 502 to bigger
+            upstream headers): configure ``delivery="body"`` or a smaller
+            payload. Checked before any EC operation.
+    """
+    if delivery == "header" and header_line_length(len(plaintext)) > MAX_HEADER_DELIVERY:
+        raise HandshakeError(
+            f"the handshake reply would be a {header_line_length(len(plaintext))}-byte header, "
+            f"above the {MAX_HEADER_DELIVERY}-byte limit of header delivery; "
+            "use handshake delivery 'body' or a smaller payload"
+        )
+    key = server_key if server_key is not None else ec.generate_private_key(ec.SECP256R1())
+    epk_s = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    n_s = rand(NONCE_LENGTH)
+    iv = rand(IV_LENGTH)
+    if len(n_s) != NONCE_LENGTH or len(iv) != IV_LENGTH:
+        raise ValidationError("the random source returned the wrong number of bytes")
+    z = key.exchange(ec.ECDH(), accepted.client_key)
+    th = transcript_hash(
+        origin=accepted.origin,
+        epk_c=accepted.epk,
+        n_c=accepted.nonce,
+        epk_s=epk_s,
+        n_s=n_s,
+        csrf_token=accepted.csrf_token,
+    )
+    k = derive_key(z, accepted.nonce, n_s, th)
+    ct = AESGCM(k).encrypt(iv, plaintext, th)
+    return HandshakeReply(
+        delivery=delivery,
+        epk=epk_s,
+        nonce=n_s,
+        iv=iv,
+        ciphertext=ct,
+        handshake_id=accepted.handshake_id,
+    )
