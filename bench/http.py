@@ -360,23 +360,27 @@ def main() -> None:
                           flush=True)  # fmt: skip
 
     print()
-    print("| configuration | mode | median req/s | min-max | ratio to bare |")
-    print("|---|---|---:|---:|---:|")
-    bare = {
-        c.framework: statistics.median(results[(c.name, "warm")])
-        for c in configs
-        if not c.auth and (c.name, "warm") in results
-    }
+    print("Ratios: of medians, and the median of per-round ratios (each round's bare run")
+    print("is the reference; this absorbs the machine's drift between rounds).")
+    print("| configuration | mode | median req/s | min-max | ratio of medians | per-round ratio |")
+    print("|---|---|---:|---:|---:|---:|")
+    bare_name = {c.framework: c.name for c in configs if not c.auth}
     for config in configs:
         for mode in ("warm", "cold"):
             samples = results.get((config.name, mode))
             if not samples:
                 continue
             median = statistics.median(samples)
-            base = bare.get(config.framework)
-            ratio = f"{median / base:.2f}" if base else "n/a"
+            base = results.get((bare_name.get(config.framework, ""), "warm"))
+            if base:
+                ratio = f"{median / statistics.median(base):.2f}"
+                per_round = [a / b for a, b in zip(samples, base, strict=True)]
+                low, high = min(per_round), max(per_round)
+                spread = f"{statistics.median(per_round):.2f} ({low:.2f}-{high:.2f})"
+            else:
+                ratio = spread = "n/a (no bare row)"
             print(f"| {config.name} | {mode} | {median:,.0f} | {min(samples):,.0f}-"
-                  f"{max(samples):,.0f} | {ratio} |")  # fmt: skip
+                  f"{max(samples):,.0f} | {ratio} | {spread} |")  # fmt: skip
     by_name = {(n, m): statistics.median(v) for (n, m), v in results.items()}
     tw_cold = by_name.get(("starlette + tokenware JWT", "cold"))
     peer_cold = by_name.get(("starlette + AuthenticationMiddleware PyJWT", "cold"))

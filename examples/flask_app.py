@@ -24,7 +24,7 @@ def index() -> str:
 @app.get("/api/reports")
 @requires("reports:read")
 def reports() -> dict[str, str]:
-    return {"user": current_identity.subject}
+    return {"user": current_identity.display_name}
 
 
 if __name__ == "__main__":

@@ -336,3 +336,52 @@ def test_requires_rejects_bad_scopes(bad: Any) -> None:
     """Scope arguments are validated at decoration time."""
     with pytest.raises(TypeError):
         requires(bad)
+
+
+def test_websocket_refused_before_accept_and_accepted_with_a_token(
+    tw: Tokenware, reader: str
+) -> None:
+    """A websocket endpoint: closed with 1008 without a token, served with one."""
+    import asyncio
+
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    @requires("reports:read")
+    async def feed(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(ws.scope["tokenware.identity"].subject)
+        await ws.close()
+
+    app = Starlette(routes=[WebSocketRoute("/ws", feed)])
+    app.state.tokenware = tw
+
+    def run(headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        inbox = [{"type": "websocket.connect"}]
+
+        async def receive() -> dict[str, Any]:
+            return inbox.pop(0) if inbox else {"type": "websocket.disconnect", "code": 1000}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "websocket",
+            "path": "/ws",
+            "raw_path": b"/ws",
+            "root_path": "",
+            "scheme": "ws",
+            "query_string": b"",
+            "headers": headers,
+            "client": ("127.0.0.1", 1),
+            "server": ("testserver", 80),
+            "subprotocols": [],
+        }
+        asyncio.run(app(scope, receive, send))
+        return sent
+
+    assert run([]) == [{"type": "websocket.close", "code": 1008, "reason": ""}]
+    served = run([(b"authorization", f"Bearer {reader}".encode())])
+    assert [m["type"] for m in served] == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert served[1]["text"] == "alice"

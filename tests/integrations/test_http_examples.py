@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,7 @@ import httpx
 import pytest
 from _refusals import ASGIClient, assert_refusal
 
+from tokenware import Tokenware
 from tokenware.errors import InsufficientScope, InvalidToken, MissingCredentials
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -89,3 +94,56 @@ def test_examples_stay_short() -> None:
             line for line in specific if not line.lstrip().startswith(("#", '"', "Run:", "Token:"))
         ]
         assert len(code) < 10, (name, code)
+
+
+SERVERS = {
+    "flask_app": ["-m", "gunicorn", "-w", "1", "-k", "sync", "--chdir", str(EXAMPLES)],
+    "starlette_app": ["-m", "uvicorn", "--app-dir", str(EXAMPLES), "--no-access-log"],
+    "fastapi_app": ["-m", "uvicorn", "--app-dir", str(EXAMPLES), "--no-access-log"],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SERVERS))
+def test_example_runs_under_a_real_server(name: str, tmp_path: Path) -> None:
+    """Each example served by gunicorn or uvicorn on SQLite: token in, 200; none, 401."""
+    port = free_port()
+    store = f"sqlite:///{tmp_path / 'tw.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWARE_")}
+    env.update(TOKENWARE_SECRET_KEY=ENV["TOKENWARE_SECRET_KEY"], TOKENWARE_STORE_URL=store)
+    bind = (
+        ["-b", f"127.0.0.1:{port}"]
+        if name == "flask_app"
+        else ["--host", "127.0.0.1", "--port", str(port)]
+    )
+    cmd = [sys.executable, *SERVERS[name], *bind, f"{name}:app"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True)
+    try:
+        with Tokenware.from_env(env) as tw:  # the server's settings, the same SQLite file
+            token = tw.pats.issue("alice", roles=["reports:read"]).token
+        deadline = time.monotonic() + 30
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
+            while True:
+                assert proc.poll() is None, "server exited"
+                try:
+                    response = c.get("/api/reports", headers={"Authorization": f"Bearer {token}"})
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "server did not start"
+                    time.sleep(0.1)
+            assert response.json() == {"user": "alice"}
+            assert_refusal(c.get("/api/reports"), MissingCredentials())
+            assert c.get("/").status_code == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
