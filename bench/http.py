@@ -10,6 +10,7 @@ fresh subprocess on a free loopback port, stopped by pid:
     starlette + AuthenticationMiddleware with a PyJWT backend (+ @requires)
     flask bare                          gunicorn sync, 1 worker
     flask + tokenware JWT               tokenware.wsgi.TokenwareMiddleware
+    ... + @requires                     the same with tokenware.requires("read") on the view
     flask + flask-jwt-extended          @jwt_required()
 
 Each authenticated row is measured *warm* (every request carries the same
@@ -77,8 +78,8 @@ routes = [Route("/", hello)]
 
 if KIND == "bare":
     app = Starlette(routes=routes)
-elif KIND == "tokenware":
-    from tokenware import Tokenware
+elif KIND.startswith("tokenware"):
+    from tokenware import Tokenware, requires
     from tokenware.asgi import TokenwareMiddleware
 
     tw = Tokenware(store="memory://", secret_key=os.environ["BENCH_SECRET"],
@@ -90,6 +91,8 @@ elif KIND == "tokenware":
         with open(pat_file + ".tmp", "w") as f:
             f.write("\n".join(tokens) + "\n")
         os.replace(pat_file + ".tmp", pat_file)
+    if KIND == "tokenware+requires":
+        routes = [Route("/", requires("read")(hello))]
     app = TokenwareMiddleware(Starlette(routes=routes), tokenware=tw, protect=["/"],
                               script_path=None, handshake_path=None, jwks_path=None)
 elif KIND == "authmw":
@@ -143,12 +146,19 @@ if KIND == "fjwt":
     @jwt_required()
     def hello():
         return "hello"
+elif KIND == "tokenware+requires":
+    from tokenware import requires
+
+    @app.get("/")
+    @requires("read")
+    def hello():
+        return "hello"
 else:
     @app.get("/")
     def hello():
         return "hello"
 
-if KIND == "tokenware":
+if KIND.startswith("tokenware"):
     from tokenware import Tokenware
     from tokenware.wsgi import TokenwareMiddleware
 
@@ -186,10 +196,12 @@ class Config:
 CONFIGS = [
     Config("starlette bare", "starlette", "bare", auth=False),
     Config("starlette + tokenware JWT", "starlette", "tokenware"),
+    Config("starlette + tokenware JWT + @requires", "starlette", "tokenware+requires"),
     Config("starlette + tokenware PAT (memory)", "starlette", "tokenware", pat=True),
     Config("starlette + AuthenticationMiddleware PyJWT", "starlette", "authmw", ("jwt",)),
     Config("flask bare", "flask", "bare", ("gunicorn",), auth=False),
     Config("flask + tokenware JWT", "flask", "tokenware", ("gunicorn",)),
+    Config("flask + tokenware JWT + @requires", "flask", "tokenware+requires", ("gunicorn",)),
     Config("flask + flask-jwt-extended", "flask", "fjwt", ("gunicorn", "flask_jwt_extended")),
 ]
 
