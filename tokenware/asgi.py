@@ -53,6 +53,7 @@ from tokenware.core.http import (
     ThrottleHook,
     pipeline,
 )
+from tokenware.core.http_throttle import ThrottleRules
 from tokenware.endpoints import (
     DEFAULT_HANDSHAKE_PATH,
     DEFAULT_JWKS_PATH,
@@ -111,8 +112,9 @@ class TokenwareMiddleware:
         public: str | Iterable[str] = (),
         exempt: str | Iterable[str] = (),
         required_scopes: Mapping[str, str | Iterable[str]] | None = None,
-        throttle: ThrottleHook | None = None,
+        throttle: ThrottleHook | ThrottleRules | None = None,
         trusted_proxies: int = 0,
+        auth_failure_throttle: str | None = None,
         realm: str = DEFAULT_REALM,
         jwks_path: str | None = DEFAULT_JWKS_PATH,
         script_path: str | None = DEFAULT_SCRIPT_PATH,
@@ -127,6 +129,9 @@ class TokenwareMiddleware:
             realm=realm,
             throttle=throttle,
             trusted_proxies=trusted_proxies,
+            auth_failure_throttle=auth_failure_throttle,
+            throttle_keys=self.tokenware._throttle_keys,
+            clock=self.tokenware.settings.clock,
         )
         self.endpoints = Endpoints.build(
             self.tokenware,
@@ -169,6 +174,7 @@ class TokenwareMiddleware:
         tw = self.tokenware
         scope["tokenware"] = tw
         scope["tokenware.instance"] = tw
+        scope["tokenware.trusted_proxies"] = self.policy.trusted_proxies
         outcome = await run_async(pipeline(view, self.policy, tw._authenticate_flow), tw.stores.aio)
         identity = outcome.identity
         scope["tokenware.identity"] = identity

@@ -256,15 +256,24 @@ class Throttled(ClientError):
         detail: reason for logs.
         retry_after: seconds before a retry can succeed, rounded up to a
             whole number of at least 1.
+        headers: ``(name, value)`` pairs the 429 carries besides
+            ``Retry-After``, such as ``RateLimit-Policy`` and ``RateLimit``.
     """
 
     status_code = 429
     code = "rate_limited"
     title = "Too many requests"
 
-    def __init__(self, detail: str = "", *, retry_after: float = 1) -> None:
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        retry_after: float = 1,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         super().__init__(detail)
         self.retry_after = _whole_seconds(retry_after)
+        self.headers = tuple(headers)
 
 
 class StoreError(TokenwareError):

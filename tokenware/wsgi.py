@@ -35,6 +35,7 @@ from tokenware.core.http import (
     merge_headers,
     pipeline,
 )
+from tokenware.core.http_throttle import ThrottleRules
 from tokenware.endpoints import (
     DEFAULT_HANDSHAKE_PATH,
     DEFAULT_JWKS_PATH,
@@ -69,9 +70,17 @@ class TokenwareMiddleware:
         exempt: prefixes tokenware does not touch at all.
         required_scopes: ``{prefix: scopes}`` every request below a
             protected prefix must carry (403 ``insufficient_scope``).
-        throttle: a :class:`~tokenware.core.http.ThrottleHook` (see there).
+        throttle: rate limits: a rate string (``"100/minute"``: app-wide,
+            keyed by subject when authenticated, else by client address), a
+            :class:`~tokenware.throttling.ThrottleRule` (per path prefix,
+            methods, key, outage policy), a list of them, or a
+            :class:`~tokenware.core.http.ThrottleHook` (see there).
         trusted_proxies: how many proxies append to ``X-Forwarded-For``;
-            0 (default) uses the socket peer only.
+            0 (default) uses the socket peer only. Throttling keys on the
+            address this gives.
+        auth_failure_throttle: a rate such as ``"10/minute"``: tokens that
+            fail verification are counted per client address, and an
+            address over the rate gets 429 before anything is verified.
         realm: the ``WWW-Authenticate`` realm.
         jwks_path: where to serve the JWK Set (asymmetric keys only);
             ``None`` switches it off.
@@ -91,8 +100,9 @@ class TokenwareMiddleware:
         public: str | Iterable[str] = (),
         exempt: str | Iterable[str] = (),
         required_scopes: Mapping[str, str | Iterable[str]] | None = None,
-        throttle: ThrottleHook | None = None,
+        throttle: ThrottleHook | ThrottleRules | None = None,
         trusted_proxies: int = 0,
+        auth_failure_throttle: str | None = None,
         realm: str = DEFAULT_REALM,
         jwks_path: str | None = DEFAULT_JWKS_PATH,
         script_path: str | None = DEFAULT_SCRIPT_PATH,
@@ -107,6 +117,9 @@ class TokenwareMiddleware:
             realm=realm,
             throttle=throttle,
             trusted_proxies=trusted_proxies,
+            auth_failure_throttle=auth_failure_throttle,
+            throttle_keys=self.tokenware._throttle_keys,
+            clock=self.tokenware.settings.clock,
         )
         self.endpoints = Endpoints.build(
             self.tokenware,
@@ -124,6 +137,7 @@ class TokenwareMiddleware:
             return [served.body]
         tw = self.tokenware
         environ["tokenware.instance"] = tw
+        environ["tokenware.trusted_proxies"] = self.policy.trusted_proxies
         authorization = environ.get("HTTP_AUTHORIZATION")
         forwarded = environ.get("HTTP_X_FORWARDED_FOR")
         view = RequestView(

@@ -48,23 +48,29 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 from urllib.parse import parse_qsl
 
 from tokenware.core.flow import Flow
+from tokenware.core.throttle import Rate, Rule, ThrottleKeys
 from tokenware.errors import (
     ClientError,
     ConfigurationError,
     InsufficientScope,
     InvalidRequest,
+    InvalidToken,
     StoreError,
     StoreUnavailable,
     Throttled,
     TokenwareError,
 )
 from tokenware.identity import ANONYMOUS, Anonymous, Identity
+
+if TYPE_CHECKING:
+    from tokenware.core.http_throttle import AuthFailureLimit, ThrottleRules
 
 __all__ = [
     "DEFAULT_REALM",
@@ -400,30 +406,60 @@ class HttpPolicy:
     Args:
         rules: the path rules.
         realm: the ``WWW-Authenticate`` realm (printable ASCII, no quotes).
-        throttle: the throttling hook (see the module docs), or ``None``.
+        throttle: the throttling hook (see the module docs), or rules: a
+            rate string, a :class:`~tokenware.core.http_throttle.ThrottleRule`
+            or a list of them (turned into a
+            :class:`~tokenware.core.http_throttle.RuleSet`; needs
+            ``throttle_keys``), or ``None``.
         trusted_proxies: how many proxies in front of the app append to
             ``X-Forwarded-For`` (0: trust none, use the socket peer).
+        auth_failure_throttle: a rate such as ``"10/minute"`` of failed
+            token verifications per client address (see
+            :class:`~tokenware.core.http_throttle.AuthFailureLimit`), or
+            ``None``; needs ``throttle_keys``.
+        throttle_keys: names the throttle's store keys (``Tokenware``'s).
+        clock: epoch seconds (for the legacy ``X-RateLimit-Reset``).
     """
 
     rules: PathRules = field(default_factory=PathRules)
     realm: str = DEFAULT_REALM
-    throttle: ThrottleHook | None = None
+    throttle: ThrottleHook | ThrottleRules | None = None
     trusted_proxies: int = 0
+    auth_failure_throttle: str | Rule | Rate | None = None
+    throttle_keys: ThrottleKeys | None = None
+    clock: Callable[[], float] = time.time
+    auth_failures: AuthFailureLimit | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         _quoted(self.realm)
         if not self.realm:
             raise ConfigurationError("realm must not be empty")
-        if self.throttle is not None and not callable(self.throttle):
-            raise ConfigurationError(
-                "throttle must be a ThrottleHook: a callable (request, identity) -> Flow[headers]"
-            )
         if (
             isinstance(self.trusted_proxies, bool)
             or not isinstance(self.trusted_proxies, int)
             or self.trusted_proxies < 0
         ):
             raise ConfigurationError("trusted_proxies must be an integer >= 0")
+        from tokenware.core.http_throttle import AuthFailureLimit, rule_set
+
+        rules = self.throttle is not None and not callable(self.throttle)
+        if not rules and self.auth_failure_throttle is None:
+            return
+        keys = self.throttle_keys
+        if keys is None:
+            raise ConfigurationError(
+                "throttle rules need throttle_keys (the middlewares pass Tokenware's); "
+                "otherwise throttle must be a ThrottleHook: "
+                "a callable (request, identity) -> Flow[headers]"
+            )
+        if rules:
+            hook = rule_set(
+                self.throttle, keys, trusted_proxies=self.trusted_proxies, clock=self.clock
+            )
+            object.__setattr__(self, "throttle", hook)
+        if self.auth_failure_throttle is not None:
+            limit = AuthFailureLimit.build(self.auth_failure_throttle, keys, self.trusted_proxies)
+            object.__setattr__(self, "auth_failures", limit)
 
 
 def client_address(request: RequestView, trusted_proxies: int) -> str | None:
@@ -484,11 +520,20 @@ def pipeline(
         return Outcome(None, route=route)
     identity: Identity | Anonymous = ANONYMOUS
     error: TokenwareError | None = None
+    failures = policy.auth_failures
     try:
         try:
             header = _credentials(request)
+            if header is not None and failures is not None:
+                # Over its quota of failures: refused before anything is verified.
+                yield from failures.check(request)
             if header is not None or route.kind == "protect":
-                identity = yield from authenticate(header)
+                try:
+                    identity = yield from authenticate(header)
+                except InvalidToken:
+                    if header is not None and failures is not None:
+                        yield from failures.charge(request)
+                    raise
         except (ClientError, StoreError) as exc:
             if route.kind == "protect":
                 raise
@@ -503,8 +548,9 @@ def pipeline(
                 scopes=route.scopes,
             )
         headers: Headers = ()
-        if policy.throttle is not None:
-            headers = tuple((yield from policy.throttle(request, identity)))
+        hook = policy.throttle
+        if hook is not None:
+            headers = tuple((yield from cast(ThrottleHook, hook)(request, identity)))
     except (ClientError, StoreError) as exc:
         response = error_response(exc, realm=policy.realm)
         _log_refusal(request, exc, response.status)

@@ -297,8 +297,12 @@ def _decision(rate: Rate, result: GcraResult) -> Decision:
     )
 
 
-def hit_flow(keys: Sequence[tuple[str, Rate]], cost: int = 1) -> Flow[Decision]:
+def hit_flow(keys: Sequence[tuple[str, Rate]], cost: int | Sequence[int] = 1) -> Flow[Decision]:
     """Hit every ``(store key, rate)`` pair; all must conform.
+
+    ``cost`` is one cost for every pair, or one per pair (the HTTP rules of
+    :mod:`tokenware.core.http_throttle` combine rules of different costs in
+    one hit, so a denial by any of them refunds all the others).
 
     Semantics, exactly:
 
@@ -321,22 +325,27 @@ def hit_flow(keys: Sequence[tuple[str, Rate]], cost: int = 1) -> Flow[Decision]:
     """
     if not keys:
         raise ValidationError("nothing to throttle: no rates")
-    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
-        raise ValidationError(f"cost must be an int >= 0, got {cost!r}")
-    taken: list[tuple[str, Rate]] = []
+    costs = list(cost) if isinstance(cost, Sequence) else [cost] * len(keys)
+    if len(costs) != len(keys):
+        raise ValidationError("one cost per rate is needed")
+    for each in costs:
+        if isinstance(each, bool) or not isinstance(each, int) or each < 0:
+            raise ValidationError(f"cost must be an int >= 0, got {each!r}")
+    taken: list[tuple[str, Rate, int]] = []
     decisions: list[Decision] = []
-    for key, rate in keys:
-        result: GcraResult = yield Gcra(key, rate.interval, rate.burst, cost)
+    for (key, rate), each in zip(keys, costs, strict=True):
+        result: GcraResult = yield Gcra(key, rate.interval, rate.burst, each)
         decision = _decision(rate, result)
         decisions.append(decision)
         if not result.allowed:
-            for done_key, done_rate in reversed(taken if cost else []):
+            for done_key, done_rate, done_cost in reversed(taken):
                 try:
-                    yield Gcra(done_key, done_rate.interval, done_rate.burst, -cost)
+                    yield Gcra(done_key, done_rate.interval, done_rate.burst, -done_cost)
                 except StoreError:
                     break  # units stay taken: errs towards denying (see above)
             return _with_policies(decision, decisions)
-        taken.append((key, rate))
+        if each:
+            taken.append((key, rate, each))
     binding = min(decisions, key=lambda d: (d.remaining, -d.reset_after))
     return _with_policies(binding, decisions)
 
