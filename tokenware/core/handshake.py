@@ -50,8 +50,9 @@ import hmac
 import json
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -60,7 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from itsdangerous import BadSignature, TimestampSigner
+from itsdangerous import BadSignature, Signer
 
 from tokenware.core.encoding import BASE62, Random
 from tokenware.core.flow import Flow
@@ -138,6 +139,7 @@ _B64U = "[A-Za-z0-9_-]"
 _REQUEST = re.compile(rf"v1\.({_B64U}{{87}})\.({_B64U}{{22}})")
 _VERSION_LIKE = re.compile(r"[A-Za-z0-9]{1,8}\.")
 _CSRF_NONCE = re.compile(rf"{_B64U}{{22}}")
+_B64U_TEXT = re.compile(f"{_B64U}*")
 
 
 # --- encodings ------------------------------------------------------------------
@@ -157,7 +159,7 @@ def b64u_decode(text: str, length: int) -> bytes:
             to the same bytes).
     """
     expected = (length * 8 + 5) // 6
-    if len(text) != expected or not re.fullmatch(f"{_B64U}*", text):
+    if len(text) != expected or not _B64U_TEXT.fullmatch(text):
         raise HandshakeError(f"expected {expected} base64url characters")
     raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     if len(raw) != length or b64u(raw) != text:
@@ -253,6 +255,8 @@ def check_origin(origin: str | None, sec_fetch_site: str | None, allowed: Sequen
         if site == "same-origin" and len(allowed) == 1:
             return allowed[0]
         raise OriginRejected("no Origin header and no same-origin Sec-Fetch-Site")
+    if origin in allowed:  # already canonical: the common case
+        return origin
     canonical = normalise_origin(origin)
     if canonical is None or canonical not in allowed:
         raise OriginRejected("origin not in the allow-list")
@@ -291,23 +295,18 @@ class CsrfCookie:
         return "; ".join(parts)
 
 
-class _Signer(TimestampSigner):
-    """itsdangerous' timestamp signer on an injected clock."""
-
-    def __init__(self, keys: list[bytes], clock: Callable[[], float]) -> None:
-        super().__init__(keys, salt="tokenware-handshake-csrf", digest_method=hashlib.sha256)
-        self._clock = clock
-
-    def get_timestamp(self) -> int:
-        return int(self._clock())
+@lru_cache(maxsize=64)
+def _signer(keys: tuple[bytes, ...]) -> Signer:
+    # itsdangerous signs with the LAST key and verifies with all of them.
+    return Signer(list(keys), salt="tokenware-handshake-csrf", digest_method=hashlib.sha256)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CsrfTokens:
     """Issue and verify signed double-submit CSRF tokens.
 
-    A token is ``<22 random base64url>[<22 base64url session binding>]``
-    signed with a timestamp by itsdangerous, under a sub-key of the ring
+    A token is ``<22 random base64url>[<22 base64url session binding>].<unix time>``
+    signed by itsdangerous (HMAC-SHA256), under a sub-key of the ring
     (every ring key verifies, the newest signs). The binding is a keyed
     HMAC of the session id, so a token from another session fails.
     """
@@ -315,10 +314,8 @@ class CsrfTokens:
     ring: KeyRing
     max_age: float = CSRF_MAX_AGE
 
-    def _signer(self, clock: Callable[[], float]) -> _Signer:
-        # itsdangerous signs with the LAST key and verifies with all.
-        keys = [k.derive("handshake-csrf") for k in reversed(self.ring.keys)]
-        return _Signer(keys, clock)
+    def _signer(self) -> Signer:
+        return _signer(tuple(k.derive("handshake-csrf") for k in reversed(self.ring.keys)))
 
     def _binding(self, session: str) -> str:
         return b64u(self.ring.mac("handshake-csrf-session", session.encode("utf-8"))[:16])
@@ -328,7 +325,7 @@ class CsrfTokens:
         value = b64u(rand(NONCE_LENGTH))
         if session is not None:
             value += self._binding(session)
-        return self._signer(lambda: now).sign(value).decode("ascii")
+        return self._signer().sign(f"{value}.{int(now)}").decode("ascii")
 
     def verify(
         self,
@@ -360,10 +357,11 @@ class CsrfTokens:
             if not hmac.compare_digest(token.encode("ascii"), cookie.encode("ascii")):
                 raise CsrfFailed("CSRF token does not match the cookie")
         try:
-            raw = self._signer(lambda: now).unsign(token, max_age=int(self.max_age))
+            value, _, stamp = self._signer().unsign(token).decode("ascii").rpartition(".")
         except BadSignature:
-            raise CsrfFailed("CSRF token signature or age") from None
-        value = raw.decode("ascii")
+            raise CsrfFailed("CSRF token signature") from None
+        if not stamp.isdigit() or len(stamp) > 12 or not 0 <= now - int(stamp) <= self.max_age:
+            raise CsrfFailed("CSRF token expired or from the future")
         nonce, binding = value[:22], value[22:]
         if not _CSRF_NONCE.fullmatch(nonce):
             raise CsrfFailed("malformed CSRF token")
