@@ -401,11 +401,14 @@ def guard(check: Guard) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         inner = getattr(view, _VIEW_ATTR, None)
         guards: tuple[Guard, ...] = (check,)
+        marked = is_exempt(view)
         if inner is not None:
             guards += getattr(view, _GUARDS_ATTR)
             view = inner
         wrapper = _async_wrapper(view, guards) if _is_async(view) else _sync_wrapper(view, guards)
         functools.update_wrapper(wrapper, view)
+        if marked:
+            setattr(wrapper, _EXEMPT_ATTR, True)
         setattr(wrapper, _VIEW_ATTR, view)
         setattr(wrapper, _GUARDS_ATTR, guards)
         return cast(F, wrapper)

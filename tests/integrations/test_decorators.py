@@ -308,6 +308,7 @@ def test_decoration_keeps_the_view_kind_and_metadata() -> None:
     assert not inspect.iscoroutinefunction(requires()(sync_handler))
     assert wrapped.__name__ == "handler" and wrapped.__doc__ == "Doc."
     assert is_exempt(wrapped) and not is_exempt(sync_handler)
+    assert is_exempt(requires("a")(exempt(requires("b")(sync_handler))))
     # Stacked decorators share one wrapper around the original view.
     assert wrapped.__wrapped__ is handler  # type: ignore[attr-defined]
     assert len(wrapped.__tokenware_guards__) == 2  # type: ignore[attr-defined]
