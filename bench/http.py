@@ -311,6 +311,39 @@ def make_jwts(count: int) -> list[str]:
         return [tw.jwt.issue(f"user{i}", scopes=["read"]).access_token for i in range(count)]
 
 
+def measure(
+    config: Config,
+    round_no: int,
+    args: argparse.Namespace,
+    workdir: Path,
+    jwts: list[str],
+    jwt_file: Path,
+    lua: Path,
+    results: dict[tuple[str, str], dict[int, float]],
+) -> None:
+    """One round of ``config``: a fresh server, warm-up, then each mode."""
+    pat_file = workdir / "pats.txt" if config.pat else None
+    with server(config, workdir, pat_file, min(args.tokens, 2000)) as port:
+        if pat_file is not None:
+            tokens = pat_file.read_text().split()
+            token_file = workdir / "pats-copy.txt"
+            token_file.write_text("\n".join(tokens) + "\n")
+        else:
+            tokens, token_file = jwts, jwt_file
+        check(port, tokens[0], config.auth)
+        wrk(port, args.warmup, token=tokens[0])
+        modes = ["warm", "cold"] if config.auth else ["warm"]
+        if round_no % 2:
+            modes.reverse()
+        for mode in modes:
+            if mode == "warm":
+                rps = wrk(port, args.duration, token=tokens[0])
+            else:
+                rps = wrk(port, args.duration, tokens=token_file, lua=lua)
+            results.setdefault((config.name, mode), {})[round_no] = rps
+            print(f"  round {round_no + 1}: {config.name} [{mode}] {rps:,.0f} req/s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -345,31 +378,14 @@ def main() -> None:
     print(f"{len(jwts)} distinct JWTs; wrk -t2 -c32 -d{args.duration:g}s, {args.rounds} rounds,"
           f" {os.cpu_count()} CPUs (server on CPU 0, wrk on CPU 1)")  # fmt: skip
 
-    results: dict[tuple[str, str], list[float]] = {}
+    results: dict[tuple[str, str], dict[int, float]] = {}
     for round_no in range(args.rounds):
         order = configs if round_no % 2 == 0 else list(reversed(configs))
         for config in order:
-            pat_file = workdir / "pats.txt" if config.pat else None
-            with server(config, workdir, pat_file, min(args.tokens, 2000)) as port:
-                if pat_file is not None:
-                    tokens = pat_file.read_text().split()
-                    token_file = workdir / "pats-copy.txt"
-                    token_file.write_text("\n".join(tokens) + "\n")
-                else:
-                    tokens, token_file = jwts, jwt_file
-                check(port, tokens[0], config.auth)
-                wrk(port, args.warmup, token=tokens[0])
-                modes = ["warm", "cold"] if config.auth else ["warm"]
-                if round_no % 2:
-                    modes.reverse()
-                for mode in modes:
-                    if mode == "warm":
-                        rps = wrk(port, args.duration, token=tokens[0])
-                    else:
-                        rps = wrk(port, args.duration, tokens=token_file, lua=lua)
-                    results.setdefault((config.name, mode), []).append(rps)
-                    print(f"  round {round_no + 1}: {config.name} [{mode}] {rps:,.0f} req/s",
-                          flush=True)  # fmt: skip
+            try:
+                measure(config, round_no, args, workdir, jwts, jwt_file, lua, results)
+            except Exception as exc:  # one broken server must not lose the run
+                print(f"  round {round_no + 1}: {config.name} FAILED: {exc}", flush=True)
 
     print()
     print("Ratios: of medians, and the median of per-round ratios (each round's bare run")
@@ -379,21 +395,22 @@ def main() -> None:
     bare_name = {c.framework: c.name for c in configs if not c.auth}
     for config in configs:
         for mode in ("warm", "cold"):
-            samples = results.get((config.name, mode))
-            if not samples:
+            by_round = results.get((config.name, mode))
+            if not by_round:
                 continue
+            samples = list(by_round.values())
             median = statistics.median(samples)
             base = results.get((bare_name.get(config.framework, ""), "warm"))
-            if base:
-                ratio = f"{median / statistics.median(base):.2f}"
-                per_round = [a / b for a, b in zip(samples, base, strict=True)]
+            per_round = [rps / base[r] for r, rps in by_round.items() if base and r in base]
+            if base and per_round:
+                ratio = f"{median / statistics.median(base.values()):.2f}"
                 low, high = min(per_round), max(per_round)
                 spread = f"{statistics.median(per_round):.2f} ({low:.2f}-{high:.2f})"
             else:
                 ratio = spread = "n/a (no bare row)"
             print(f"| {config.name} | {mode} | {median:,.0f} | {min(samples):,.0f}-"
                   f"{max(samples):,.0f} | {ratio} | {spread} |")  # fmt: skip
-    by_name = {(n, m): statistics.median(v) for (n, m), v in results.items()}
+    by_name = {(n, m): statistics.median(v.values()) for (n, m), v in results.items()}
     tw_cold = by_name.get(("starlette + tokenware JWT", "cold"))
     peer_cold = by_name.get(("starlette + AuthenticationMiddleware PyJWT", "cold"))
     if tw_cold and peer_cold:
