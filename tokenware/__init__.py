@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tokenware import errors
 from tokenware.challenges import Challenge, ChallengeInfo, ChallengeVerification, SecretSpec
-from tokenware.decorators import exempt, requires
+from tokenware.decorators import exempt, requires, throttle
 from tokenware.facade import AsyncTokenware, Tokenware
 from tokenware.handshake import AsyncHandshake, CsrfCookie, Handshake, HandshakeReply
 from tokenware.identity import ANONYMOUS, Anonymous, Identity
@@ -18,7 +18,7 @@ from tokenware.jwt import TokenPair
 from tokenware.keys import KeyRing, RootKey
 from tokenware.pats import GeneratedPat, IssuedPat, PatRecord, PatVerification
 from tokenware.sessions import SessionToken
-from tokenware.throttling import Decision, Rate, Rule
+from tokenware.throttling import Decision, Rate, Rule, ThrottleRule
 
 __version__ = "0.1.0.dev0"
 
@@ -45,10 +45,12 @@ __all__ = [
     "Rule",
     "SecretSpec",
     "SessionToken",
+    "ThrottleRule",
     "TokenPair",
     "Tokenware",
     "__version__",
     "errors",
     "exempt",
     "requires",
+    "throttle",
 ]

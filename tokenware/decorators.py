@@ -1,4 +1,4 @@
-"""Per-route decorators: :func:`requires` and :func:`exempt`.
+"""Per-route decorators: :func:`requires`, :func:`throttle` and :func:`exempt`.
 
 The middleware authenticates; decorators authorize. One decorator works on
 sync and async views, in Flask and in Starlette:
@@ -34,9 +34,9 @@ or :class:`~tokenware.errors.StoreError` (turned into the contract's
 response) and returns headers to add to the view's response (for example
 ``RateLimit``). Stacked tokenware decorators share one wrapper and run outer
 first, so ``@requires`` above ``@throttle`` authenticates before it counts.
-A ``throttle(rate, *, key=...)`` decorator is one more guard calling
-``ctx.tokenware.throttle.hit`` (or ``ctx.tokenware.aio.throttle.hit`` in
-``acheck``) and raising :class:`~tokenware.errors.Throttled`.
+:func:`throttle` is one more guard: it runs the middleware's rule engine
+(:class:`tokenware.core.http_throttle.RuleSet`) with the sync or the async
+driver and raises :class:`~tokenware.errors.Throttled`.
 """
 
 from __future__ import annotations
@@ -59,10 +59,13 @@ from tokenware.errors import (
 from tokenware.identity import ANONYMOUS, Anonymous, Identity
 
 if TYPE_CHECKING:
+    from tokenware.core.http import RequestView
     from tokenware.core.http import Response as HttpResponse
+    from tokenware.core.http_throttle import KeyFunc, RuleSet, ThrottleRule
+    from tokenware.core.throttle import Rate, Rule
     from tokenware.facade import Tokenware
 
-__all__ = ["Guard", "RequestContext", "exempt", "guard", "is_exempt", "requires"]
+__all__ = ["Guard", "RequestContext", "exempt", "guard", "is_exempt", "requires", "throttle"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Headers = Sequence[tuple[str, str]]
@@ -71,6 +74,7 @@ Headers = Sequence[tuple[str, str]]
 IDENTITY_KEY = "tokenware.identity"
 INSTANCE_KEY = "tokenware"
 REALM_KEY = "tokenware.realm"
+TRUSTED_PROXIES_KEY = "tokenware.trusted_proxies"
 ERROR_KEY = "tokenware.error"
 
 _EXEMPT_ATTR = "__tokenware_exempt__"
@@ -295,6 +299,135 @@ def requires(*scopes: str, optional: bool = False) -> Callable[[F], F]:
         if not isinstance(scope, str) or not scope or " " in scope:
             raise TypeError(f"requires() takes scope strings without spaces, got {scope!r}")
     return guard(_Requires(tuple(scopes), optional))
+
+
+class _Throttle:
+    """The guard behind :func:`throttle`: one rule, run by the middleware's engine."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: ThrottleRule) -> None:
+        self.rule = rule
+
+    def _hook(self, ctx: RequestContext) -> tuple[RuleSet, RequestView]:
+        from tokenware.core.http import RequestView
+        from tokenware.core.http_throttle import RuleSet
+        from tokenware.endpoints import asgi_path, wsgi_path
+
+        tw = ctx.tokenware
+        proxies = ctx.state.get(TRUSTED_PROXIES_KEY)
+        if proxies is None and ctx.framework == "flask":
+            from flask import current_app
+
+            proxies = current_app.config.get("TOKENWARE_TRUSTED_PROXIES")
+        if ctx.framework == "flask":
+            path = wsgi_path(ctx.state)  # type: ignore[arg-type]
+            forwarded = ctx.request.headers.getlist("X-Forwarded-For")
+        else:
+            path = asgi_path(ctx.state)
+            forwarded = ctx.request.headers.getlist("x-forwarded-for")
+        request = RequestView(
+            method=ctx.method,
+            path=path,
+            client=ctx.client,
+            forwarded_for=tuple(forwarded),
+            websocket=ctx.state.get("type") == "websocket",
+        )
+        hook = RuleSet((self.rule,), tw._throttle_keys, int(proxies or 0), tw.settings.clock)
+        return hook, request
+
+    def _needs_identity(self) -> bool:
+        return self.rule.key != "address"
+
+    def check(self, ctx: RequestContext) -> Headers:
+        from tokenware._drive import run_sync
+
+        identity: Identity | Anonymous = ANONYMOUS
+        if self._needs_identity():
+            try:
+                identity = ctx.identify()
+            except (ClientError, StoreError):
+                pass  # counted by address; @requires answers the failure
+        hook, request = self._hook(ctx)
+        return run_sync(hook(request, identity), ctx.tokenware.stores.sync)
+
+    async def acheck(self, ctx: RequestContext) -> Headers:
+        from tokenware._drive import run_async
+
+        identity: Identity | Anonymous = ANONYMOUS
+        if self._needs_identity():
+            try:
+                identity = await ctx.aidentify()
+            except (ClientError, StoreError):
+                pass
+        hook, request = self._hook(ctx)
+        return await run_async(hook(request, identity), ctx.tokenware.stores.aio)
+
+
+def throttle(
+    rate: str | Rule | Rate,
+    *,
+    key: str | KeyFunc | None = None,
+    on_store_error: Literal["closed", "open"] = "closed",
+    cost: int = 1,
+    name: str | None = None,
+    legacy_headers: bool = False,
+) -> Callable[[F], F]:
+    """Rate-limit a view: 429 with ``Retry-After`` once ``rate`` is exceeded.
+
+    Works on sync and async views in Flask and Starlette, with or without the
+    middleware, and answers exactly as the middleware's ``throttle=`` rules
+    (it runs the same engine): allowed responses carry ``RateLimit-Policy``
+    and ``RateLimit`` (and with ``legacy_headers`` the ``X-RateLimit-*``
+    trio); a denial is a problem+json 429 with ``Retry-After`` and those
+    headers.
+
+    Args:
+        rate: e.g. ``"5/minute"`` or ``"5/second;burst=10, 1000/day"``.
+        key: ``"subject_or_address"`` (default: the authenticated subject,
+            else the client address), ``"address"``, ``"subject"`` or a
+            callable ``(request_view, identity) -> str | None`` (see
+            :class:`tokenware.core.http_throttle.ThrottleRule`).
+        on_store_error: ``"closed"`` (503 with ``Retry-After``) or
+            ``"open"`` (log a warning on ``tokenware.throttle``, serve).
+        cost: units each request takes.
+        name: the bucket name; default: the view's module and qualified
+            name, so each view has its own counts (views with the same
+            ``name`` share them).
+        legacy_headers: also send ``X-RateLimit-Limit/-Remaining/-Reset``.
+
+    The client address honours the middleware's ``trusted_proxies`` (or
+    Flask's ``TOKENWARE_TRUSTED_PROXIES``; 0 without either). Stack it under
+    :func:`requires` to authenticate before counting::
+
+        @app.post("/reports")
+        @requires("reports:write")
+        @throttle("10/minute")
+        def create_report(): ...
+
+    Raises:
+        ValidationError: a malformed rate.
+        ConfigurationError: an invalid option.
+    """
+    from tokenware.core.http_throttle import ThrottleRule
+
+    def make(bucket: str) -> ThrottleRule:
+        return ThrottleRule(
+            rate,
+            key="subject_or_address" if key is None else key,
+            on_store_error=on_store_error,
+            cost=cost,
+            name=bucket,
+            legacy_headers=legacy_headers,
+        )
+
+    make(name or "-")  # a bad rate or option fails at import time, not per request
+
+    def decorate(view: F) -> F:
+        rule = make(name or f"view {view.__module__}.{view.__qualname__}")
+        return guard(_Throttle(rule))(view)
+
+    return decorate
 
 
 def exempt(view: F) -> F:

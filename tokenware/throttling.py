@@ -3,6 +3,9 @@
 The rules live in :mod:`tokenware.core.throttle`; this module runs them with
 the sync or the async driver. ``tw.throttle`` is :class:`Throttle`;
 ``tw.aio.throttle`` has the same method as a coroutine (:class:`AsyncThrottle`).
+:class:`ThrottleRule` is an HTTP rule for the middlewares' ``throttle=``
+(see :mod:`tokenware.core.http_throttle`); the per-view decorator is
+:func:`tokenware.throttle`.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from tokenware.core.flow import Flow
+from tokenware.core.http_throttle import ThrottleRule
 from tokenware.core.throttle import Decision, Rate, Rule, ThrottleKeys, hit_flow, parse_rule
 
 if TYPE_CHECKING:
     from tokenware.sessions import Runner
 
-__all__ = ["AsyncThrottle", "Decision", "Rate", "Rule", "Throttle"]
+__all__ = ["AsyncThrottle", "Decision", "Rate", "Rule", "Throttle", "ThrottleRule"]
 
 
 class Throttle:
