@@ -4,7 +4,7 @@
 One run, interleaved rounds (order reversed on odd rounds), every server a
 fresh subprocess on a free loopback port, stopped by pid:
 
-    starlette bare                      uvicorn, 1 worker, asyncio loop
+    starlette bare                      uvicorn, 1 worker, asyncio loop, httptools if present
     starlette + tokenware JWT (HS256)   tokenware.asgi.TokenwareMiddleware
     starlette + tokenware PAT (memory)  same middleware, PATs issued in the server
     starlette + AuthenticationMiddleware with a PyJWT backend (+ @requires)
@@ -168,6 +168,9 @@ if KIND.startswith("tokenware"):
                                        script_path=None, handshake_path=None, jwks_path=None)
 """
 
+#: uvicorn's HTTP parser: httptools (as in reference/baselines.md) when installed.
+HTTP_PARSER = "httptools" if importlib.util.find_spec("httptools") else "h11"
+
 CYCLE_LUA = r"""
 local tokens = {}
 for line in io.lines(os.getenv("BENCH_TOKENS")) do
@@ -234,7 +237,7 @@ def server(config: Config, workdir: Path, pat_file: Path | None, pats: int) -> I
         env["BENCH_PAT_COUNT"] = str(pats)
     if config.framework == "starlette":
         cmd = [sys.executable, "-m", "uvicorn", "bench_starlette:app", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1", "--loop", "asyncio",
+               "--port", str(port), "--workers", "1", "--loop", "asyncio", "--http", HTTP_PARSER,
                "--no-access-log", "--log-level", "warning"]  # fmt: skip
     else:
         cmd = [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "sync", "-b",
@@ -375,6 +378,7 @@ def main() -> None:
     jwts = make_jwts(args.tokens)
     jwt_file = workdir / "jwts.txt"
     jwt_file.write_text("\n".join(jwts) + "\n")
+    print(f"uvicorn --http {HTTP_PARSER} --loop asyncio; gunicorn sync x1")
     print(f"{len(jwts)} distinct JWTs; wrk -t2 -c32 -d{args.duration:g}s, {args.rounds} rounds,"
           f" {os.cpu_count()} CPUs (server on CPU 0, wrk on CPU 1)")  # fmt: skip
 
