@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import NETWORKED, backend_url
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +39,7 @@ def _url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return "memory://"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'sessions.db'}"
-    return str(request.getfixturevalue("redis_url"))
+    return str(backend_url(backend, request))
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def tw(make_tw: Factory) -> Tokenware:
 
 def elapse(backend: str, clock: FrozenClock, seconds: float) -> None:
     """Let ``seconds`` pass for the store: the frozen clock, or real time on Redis."""
-    if backend == "redis":
+    if backend in NETWORKED:
         time.sleep(seconds)
     else:
         clock.advance(seconds)
@@ -353,7 +354,7 @@ def test_make_hash_honours_its_ttl(tw: Tokenware, backend: str, clock: FrozenClo
 
 
 def test_make_hash_default_ttl_is_an_hour(tw: Tokenware, backend: str, clock: FrozenClock) -> None:
-    if backend == "redis":
+    if backend in NETWORKED:
         pytest.skip("an hour of real time; the per-call TTL test covers Redis")
     h = tw.sessions.make_hash("foo")
     clock.advance(3599)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import backend_url
 
 from tokenware import Tokenware
 from tokenware._drive import run_sync
@@ -48,4 +49,4 @@ def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> s
         return "memory://"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'challenges.db'}"
-    return str(request.getfixturevalue("redis_url"))
+    return str(backend_url(backend, request))

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from _challenge_helpers import Counter, Factory, store_url
+from _support import NETWORKED, raw_redis, redis_keys
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -186,11 +187,9 @@ def test_84_throttle_and_record_are_one_atomic_write_with_ttls(
     assert len(applies) == 1  # no step between record and lock to be killed in
     puts = [w for w in applies[0].batch.writes if isinstance(w, Put)]
     assert sorted(p.ttl for p in puts) == [60.0, 600.0]
-    if backend == "redis":
-        import redis
-
-        client = redis.Redis.from_url(str(pair.url))
-        keys = client.keys(f"{counter.rules.prefix}:c:*")
+    if backend in NETWORKED:
+        client = raw_redis(str(pair.url))
+        keys = redis_keys(client, f"{counter.rules.prefix}:c:*")
         assert len(keys) == 2 and all(client.pttl(k) > 0 for k in keys)
         client.close()
 
@@ -435,12 +434,10 @@ def test_92_codes_are_uniform_and_from_secrets() -> None:
 
 
 def _dump(backend: str, pair: StorePair, tmp_path: Path, prefix: str) -> bytes:
-    if backend == "redis":
-        import redis
-
-        client = redis.Redis.from_url(str(pair.url))
+    if backend in NETWORKED:
+        client = raw_redis(str(pair.url))
         out = b""
-        for key in client.keys(f"{prefix}:*"):
+        for key in redis_keys(client, f"{prefix}:*"):
             out += key + b"\n" + (client.get(key) or b"") + b"\n"
         client.close()
         return out

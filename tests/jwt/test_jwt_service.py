@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import backend_url, raw_redis, redis_keys
 
 import tokenware
 from tokenware import Tokenware
@@ -100,7 +101,7 @@ def stores(
     elif backend == "sqlite":
         pair = store_from_url(f"sqlite:///{tmp_path / 'store.db'}", clock=clock, timeout=10)
     else:
-        pair = store_from_url(request.getfixturevalue("redis_url"), timeout=10)
+        pair = store_from_url(backend_url(backend, request), timeout=10)
     try:
         yield pair
     finally:
@@ -577,12 +578,10 @@ def dump_store(tw: Tokenware) -> bytes:
     url = tw.stores.url
     prefix = tw.settings.key_prefix
     if url.startswith("redis"):
-        import redis
-
-        client: Any = redis.Redis.from_url(url)
+        client: Any = raw_redis(url)
         try:
             out = b""
-            for key in client.keys(f"{prefix}:*"):
+            for key in redis_keys(client, f"{prefix}:*"):
                 out += key
                 if client.type(key) == b"set":
                     out += b"".join(client.smembers(key))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import backend_url
 
 from tokenware._drive import run_async, run_sync
 from tokenware.core.encoding import BASE62
@@ -110,7 +111,7 @@ def pair(
     elif backend == "sqlite":
         stores = store_from_url(f"sqlite:///{tmp_path / 'store.db'}", clock=clock)
     else:
-        stores = store_from_url(request.getfixturevalue("redis_url"))
+        stores = store_from_url(backend_url(backend, request))
     try:
         yield stores
     finally:

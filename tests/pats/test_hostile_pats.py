@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from _pat_helpers import SECRET, Factory, legacy_token
+from _support import NETWORKED
 
 import tokenware.core.pat as pat_module
 from tokenware import KeyRing, RootKey, Tokenware
@@ -320,7 +321,7 @@ def test_case_80_concurrent_async_verifications_do_not_block_the_loop(
 ) -> None:
     tokens = [tw.pats.issue(f"u{i}").token for i in range(20)]
     # The Redis connection pool is bounded: more in flight is StoreUnavailable (503).
-    width = 10 if backend == "redis" else 200
+    width = 10 if backend in NETWORKED else 200
 
     async def main() -> tuple[int, int]:
         ticks = 0

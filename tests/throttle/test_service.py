@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _support import NETWORKED, backend_url
 
 from tokenware import Tokenware
 from tokenware.errors import StoreUnavailable
@@ -28,7 +29,7 @@ def make_tw(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
     elif backend == "sqlite":
         store = f"sqlite:///{tmp_path / 'throttle.db'}"
     else:
-        store = request.getfixturevalue("redis_url")
+        store = backend_url(backend, request)
     # A generous lock wait: 8 threads queueing on SQLite's one writer may wait
     # longer than the 0.5 s default, which would (correctly) be StoreUnavailable.
     return Tokenware(store=store, secret_key=make_secret_key(), clock=clock, key_prefix=prefix,
@@ -51,7 +52,7 @@ def tw(backend: str, request: pytest.FixtureRequest, tmp_path: Path, clock: Froz
 
 
 def frozen_only(backend: str) -> None:
-    if backend == "redis":
+    if backend in NETWORKED:
         pytest.skip("needs the store to follow the FrozenClock; Redis reads TIME")
 
 

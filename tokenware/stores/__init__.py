@@ -7,6 +7,7 @@
 ``memory://``              in-process, thread-safe; tests and one process
 ``sqlite:///path.db``      the embedded default; WAL, shared by processes
 ``redis://host:port/db``   redis-py; ``rediss://`` for TLS
+``redis+cluster://h:p,…``  Redis Cluster; ``rediss+cluster://`` for TLS
 =========================  ==============================================
 
 Backends needing an extra (``redis``) import it only when asked for.
@@ -34,7 +35,8 @@ def store_from_url(
 
     Args:
         url: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs.db``,
-            ``redis://host:port/db`` or ``rediss://...``.
+            ``redis://host:port/db``, ``rediss://...``,
+            ``redis+cluster://host:port[,host:port...]`` or ``rediss+cluster://...``.
         clock: expiry clock of the memory and SQLite stores (Redis uses its own).
         timeout: seconds one store command may take (SQLite: the lock wait).
         connect_timeout: seconds to establish a network connection.
@@ -61,6 +63,11 @@ def store_from_url(
         from tokenware.stores.redis import redis_store
 
         return redis_store(url, timeout=timeout, connect_timeout=connect_timeout)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from tokenware.stores.redis_cluster import redis_cluster_store
+
+        return redis_cluster_store(url, timeout=timeout, connect_timeout=connect_timeout)
     raise ConfigurationError(
-        f"unknown store scheme {scheme!r}; use memory://, sqlite:///path.db, redis:// or rediss://"
+        f"unknown store scheme {scheme!r}; use memory://, sqlite:///path.db, redis://, "
+        "rediss:// or redis+cluster://"
     )

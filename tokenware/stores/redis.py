@@ -212,18 +212,7 @@ def _check_url(url: str) -> None:
         raise ConfigurationError("a redis URL starts with redis://, rediss:// or unix://")
     if not url.startswith(f"{scheme}://"):
         raise ConfigurationError("a redis URL scheme must be lower case")
-    unknown = sorted(name for name in query if name not in _URL_OPTIONS)
-    if unknown:
-        names = ", ".join(n for n in unknown if n.isidentifier()) or "(unprintable)"
-        raise ConfigurationError(
-            f"unsupported redis URL option(s): {names}; timeouts and retries are set "
-            "with timeout= and connect_timeout=, never in the URL"
-        )
-    for name, values in query.items():
-        if len(values) != 1:
-            raise ConfigurationError(f"redis URL option {name} is given more than once")
-    if "db" in query and not query["db"][0].isdigit():
-        raise ConfigurationError("redis URL option db must be a non-negative integer")
+    _check_options(query)
     if scheme == "unix":
         if not parts.path:
             raise ConfigurationError("a unix:// redis URL needs a socket path")
@@ -235,6 +224,22 @@ def _check_url(url: str) -> None:
         )
     if db and "db" in query:
         raise ConfigurationError("redis URL gives the database twice (path and ?db=)")
+
+
+def _check_options(query: dict[str, list[str]], allowed: frozenset[str] = _URL_OPTIONS) -> None:
+    """Refuse URL query options outside ``allowed``, repeated, or a bad ``db``."""
+    unknown = sorted(name for name in query if name not in allowed)
+    if unknown:
+        names = ", ".join(n for n in unknown if n.isidentifier()) or "(unprintable)"
+        raise ConfigurationError(
+            f"unsupported redis URL option(s): {names}; timeouts and retries are set "
+            "with timeout= and connect_timeout=, never in the URL"
+        )
+    for name, values in query.items():
+        if len(values) != 1:
+            raise ConfigurationError(f"redis URL option {name} is given more than once")
+    if "db" in query and not query["db"][0].isdigit():
+        raise ConfigurationError("redis URL option db must be a non-negative integer")
 
 
 def _check_timeouts(timeout: float, connect_timeout: float) -> None:
@@ -249,6 +254,16 @@ def _check_timeouts(timeout: float, connect_timeout: float) -> None:
             or not 0 < value < float("inf")
         ):
             raise ConfigurationError(f"redis {name} must be a positive number of seconds")
+
+
+def _no_retry() -> Retry:
+    """redis-py's retry policy of the sync clients: never (see the module docstring)."""
+    return Retry(NoBackoff(), 0)
+
+
+def _no_retry_async() -> AsyncRetry:
+    """The same for the asyncio clients."""
+    return AsyncRetry(NoBackoff(), 0)
 
 
 def _client_options(timeout: float, connect_timeout: float) -> dict[str, Any]:
@@ -284,15 +299,11 @@ class RedisStore:
     """
 
     def __init__(self, url: str, *, timeout: float = 0.5, connect_timeout: float = 0.5) -> None:
-        _check_url(url)
+        self._check(url)
         _check_timeouts(timeout, connect_timeout)
-        self._url = _redact(url)
+        self._url = self._redact(url)
         try:
-            self._client: Any = redis.Redis.from_url(
-                url,
-                retry=Retry(NoBackoff(), 0),
-                **_client_options(timeout, connect_timeout),
-            )
+            self._client: Any = self._connect(url, _client_options(timeout, connect_timeout))
         except ValueError:
             # redis-py's message may quote part of the URL: keep it out.
             raise ConfigurationError("invalid redis URL") from None
@@ -302,8 +313,20 @@ class RedisStore:
         self._apply: Any = self._client.register_script(_APPLY_LUA)
         self._gcra: Any = self._client.register_script(_GCRA_LUA)
 
+    # Hooks a subclass (the cluster store) overrides: URL checks, redaction
+    # and the client; every operation below is shared.
+    _check = staticmethod(_check_url)
+
+    @staticmethod
+    def _redact(url: str) -> str:
+        return _redact(url)
+
+    @staticmethod
+    def _connect(url: str, options: dict[str, Any]) -> Any:
+        return redis.Redis.from_url(url, retry=_no_retry(), **options)
+
     def __repr__(self) -> str:
-        return f"RedisStore({self._url!r})"
+        return f"{type(self).__name__}({self._url!r})"
 
     @property
     def client(self) -> Any:
@@ -455,7 +478,7 @@ class AsyncRedisStore:
     """
 
     def __init__(self, url: str, *, timeout: float = 0.5, connect_timeout: float = 0.5) -> None:
-        _check_url(url)
+        self._check(url)
         _check_timeouts(timeout, connect_timeout)
         self._url = url
         self._options = _client_options(timeout, connect_timeout)
@@ -463,19 +486,25 @@ class AsyncRedisStore:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
-        # Parse now so a bad URL fails at construction, not on first use.
+
+    @staticmethod
+    def _check(url: str) -> None:
+        """Check ``url`` now, so a bad URL fails at construction, not on first use."""
+        _check_url(url)
         try:
             redis.asyncio.connection.parse_url(url)
         except ValueError:
             raise ConfigurationError("invalid redis URL") from None
 
+    @staticmethod
+    def _redact(url: str) -> str:
+        return _redact(url)
+
     def __repr__(self) -> str:
-        return f"AsyncRedisStore({_redact(self._url)!r})"
+        return f"{type(self).__name__}({self._redact(self._url)!r})"
 
     def _new_client(self) -> Any:
-        return redis.asyncio.Redis.from_url(
-            self._url, retry=AsyncRetry(NoBackoff(), 0), **self._options
-        )
+        return redis.asyncio.Redis.from_url(self._url, retry=_no_retry_async(), **self._options)
 
     async def _current(self) -> _LoopClient:
         """The client of the running loop, created (and tracked) on first use."""
