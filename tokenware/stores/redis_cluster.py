@@ -203,8 +203,8 @@ class RedisClusterStore(single.RedisStore):
 
     @property
     def client(self) -> Any:
-        """The underlying ``redis.cluster.RedisCluster`` client, for diagnostics."""
-        return self._client
+        """The underlying ``redis.cluster.RedisCluster`` (made now if need be), for diagnostics."""
+        return self._client._get()
 
     def purge(self, prefix: str) -> int:
         """Delete every key starting with ``prefix``: SCAN + UNLINK on every primary."""
