@@ -22,6 +22,10 @@ client's own retry loop (``retry=``, formerly
 refreshes its slot map and the caller gets
 :class:`~tokenware.errors.StoreUnavailable`, as on a single node.
 
+redis-py's sync cluster client does not pass ``health_check_interval`` to its
+node connections (the asyncio one does): there, a pooled connection dropped
+while idle fails its next command once, as ``StoreUnavailable``.
+
 Failover: writes reach a replica asynchronously. A primary that dies before
 a consumed code or a rotation reached its replica loses that write when the
 replica is promoted; see docs/stores.md (the residual risk of security.md
@@ -148,6 +152,9 @@ class _LazyCluster:
         self._lock = threading.Lock()
 
     def _get(self) -> Any:
+        client = self._client
+        if client is not None:  # the common case, without the lock
+            return client
         with self._lock:
             if self._client is None:
                 try:
