@@ -461,19 +461,22 @@ def _context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> RequestContext:
         connection = requests.HTTPConnection
         for value in (*args, *kwargs.values()):
             if isinstance(value, connection):
-                client = value.client
+                # Straight from the scope: value.client builds a namedtuple.
+                scope = value.scope
+                peer = scope.get("client")
                 return RequestContext(
                     "starlette",
                     value,
-                    value.scope,
-                    value.scope.get("method", "GET"),
-                    client.host if client else None,
+                    scope,
+                    scope.get("method", "GET"),
+                    str(peer[0]) if peer else None,
                 )
     flask = sys.modules.get("flask")
     if flask is not None and flask.has_request_context():
-        request = flask.request
+        request = flask.request._get_current_object()  # one proxy lookup, not five
+        environ = request.environ
         return RequestContext(
-            "flask", request, request.environ, request.method, request.remote_addr
+            "flask", request, environ, environ["REQUEST_METHOD"], environ.get("REMOTE_ADDR")
         )
     raise RuntimeError(
         "tokenware decorators need a Flask request context or a Starlette Request "
