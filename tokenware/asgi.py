@@ -59,8 +59,10 @@ from tokenware.endpoints import (
     DEFAULT_JWKS_PATH,
     DEFAULT_SCRIPT_PATH,
     Endpoints,
+    HandshakePayload,
     _facade,
     asgi_path,
+    asgi_request,
     send_asgi_response,
 )
 from tokenware.identity import Identity
@@ -97,7 +99,9 @@ def _credentials_class() -> Callable[[list[str]], Any]:
 class TokenwareMiddleware:
     """Authenticates every request before ``app`` sees it (a pure ASGI class).
 
-    Options are those of :class:`tokenware.wsgi.TokenwareMiddleware`.
+    Options are those of :class:`tokenware.wsgi.TokenwareMiddleware`;
+    ``handshake_payload`` may also be a coroutine function (``request.raw``
+    is the ASGI scope).
 
     Raises:
         ConfigurationError: an invalid option.
@@ -119,6 +123,10 @@ class TokenwareMiddleware:
         jwks_path: str | None = DEFAULT_JWKS_PATH,
         script_path: str | None = DEFAULT_SCRIPT_PATH,
         handshake_path: str | None = DEFAULT_HANDSHAKE_PATH,
+        origins: Iterable[str] | None = None,
+        handshake_payload: HandshakePayload | None = None,
+        handshake_delivery: str | None = None,
+        csrf_cookie_secure: bool = True,
     ) -> None:
         self.app = app
         self.tokenware = _facade(tokenware)
@@ -138,6 +146,11 @@ class TokenwareMiddleware:
             jwks_path=jwks_path,
             script_path=script_path,
             handshake_path=handshake_path,
+            origins=origins,
+            handshake_payload=handshake_payload,
+            handshake_delivery=handshake_delivery,
+            csrf_cookie_secure=csrf_cookie_secure,
+            trusted_proxies=trusted_proxies,
         )
         self._auth_credentials = _credentials_class()
 
@@ -149,18 +162,22 @@ class TokenwareMiddleware:
         websocket = kind == "websocket"
         method = "GET" if websocket else str(scope.get("method", "GET")).upper()
         path = asgi_path(scope)
-        if not websocket:
-            served = self.endpoints.respond(method, path)
+        endpoints = self.endpoints
+        if not websocket and endpoints.claims(path):
+            served = await endpoints.serve_async(asgi_request(scope, method, path))
             if served is not None:
                 await send_asgi_response(send, served)
                 return
         authorization: list[str] = []
         forwarded: list[str] = []
+        cookies: list[str] = []
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
                 authorization.append(value.decode("latin-1"))
             elif name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
+            elif name == b"cookie":
+                cookies.append(value.decode("latin-1"))
         client = scope.get("client")
         view = RequestView(
             method=method,
@@ -192,9 +209,36 @@ class TokenwareMiddleware:
             else:
                 await send_asgi_response(send, response)
             return
-        if outcome.headers and not websocket:
+        if websocket:
+            await self.app(scope, receive, send)
+            return
+        if (
+            endpoints.sets_csrf
+            and method in ("GET", "HEAD")
+            and (outcome.route is None or outcome.route.kind != "exempt")
+        ):
+            send = _with_csrf(send, endpoints, method, "; ".join(cookies) if cookies else None)
+        if outcome.headers:
             send = _adding(send, outcome.headers)
         await self.app(scope, receive, send)
+
+
+def _with_csrf(send: Send, endpoints: Endpoints, method: str, cookie: str | None) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            extra = endpoints.csrf_cookie_for(
+                method,
+                cookie,
+                int(message.get("status", 0)),
+                [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1")) for n, v in headers],
+            )
+            if extra is not None:
+                headers.append((b"set-cookie", extra[1].encode("latin-1")))
+                message["headers"] = headers
+        await send(message)
+
+    return wrapped
 
 
 def _adding(send: Send, extra: Headers) -> Send:

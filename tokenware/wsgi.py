@@ -41,8 +41,10 @@ from tokenware.endpoints import (
     DEFAULT_JWKS_PATH,
     DEFAULT_SCRIPT_PATH,
     Endpoints,
+    HandshakePayload,
     _facade,
     wsgi_path,
+    wsgi_request,
     wsgi_status,
 )
 
@@ -84,8 +86,23 @@ class TokenwareMiddleware:
         realm: the ``WWW-Authenticate`` realm.
         jwks_path: where to serve the JWK Set (asymmetric keys only);
             ``None`` switches it off.
-        script_path, handshake_path: reserved for the browser client and
-            the handshake (not served yet; see :mod:`tokenware.endpoints`).
+        script_path: where to serve the browser client ``tokenware.js``;
+            ``None`` switches it off.
+        handshake_path: where to serve the TWHS1 handshake (``POST`` only),
+            when ``handshake_payload`` is given; ``None`` switches it off.
+        origins: the origins allowed to run the handshake, e.g.
+            ``["https://app.example.com"]`` (required with a payload).
+        handshake_payload: ``callable(request) -> str | dict | TokenPair``
+            (``request`` is an :class:`~tokenware.endpoints.EndpointRequest`
+            whose ``raw`` is the environ): what the handshake delivers,
+            typically ``tw.jwt.issue(user_id)`` for the logged-in user;
+            called only after every check passed; raise
+            :class:`~tokenware.errors.AuthenticationError` to refuse. Synchronous
+            here (the ASGI middleware also takes a coroutine function).
+        handshake_delivery: ``"header"`` (default) or ``"body"``.
+        csrf_cookie_secure: mark the ``tokenware_csrf`` cookie ``Secure``
+            (turn off only for plain-HTTP development). Which responses set
+            the cookie: see :mod:`tokenware.endpoints`.
 
     Raises:
         ConfigurationError: an invalid option.
@@ -107,6 +124,10 @@ class TokenwareMiddleware:
         jwks_path: str | None = DEFAULT_JWKS_PATH,
         script_path: str | None = DEFAULT_SCRIPT_PATH,
         handshake_path: str | None = DEFAULT_HANDSHAKE_PATH,
+        origins: Iterable[str] | None = None,
+        handshake_payload: HandshakePayload | None = None,
+        handshake_delivery: str | None = None,
+        csrf_cookie_secure: bool = True,
     ) -> None:
         self.app = app
         self.tokenware = _facade(tokenware)
@@ -126,15 +147,23 @@ class TokenwareMiddleware:
             jwks_path=jwks_path,
             script_path=script_path,
             handshake_path=handshake_path,
+            origins=origins,
+            handshake_payload=handshake_payload,
+            handshake_delivery=handshake_delivery,
+            csrf_cookie_secure=csrf_cookie_secure,
+            trusted_proxies=trusted_proxies,
+            async_payload=False,
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         path = wsgi_path(environ)
-        served = self.endpoints.respond(method, path)
-        if served is not None:
-            start_response(wsgi_status(served.status), list(served.headers))
-            return [served.body]
+        endpoints = self.endpoints
+        if endpoints.claims(path):
+            served = endpoints.serve_sync(wsgi_request(environ, method, path))
+            if served is not None:
+                start_response(wsgi_status(served.status), list(served.headers))
+                return [served.body]
         tw = self.tokenware
         environ["tokenware.instance"] = tw
         environ["tokenware.trusted_proxies"] = self.policy.trusted_proxies
@@ -155,9 +184,36 @@ class TokenwareMiddleware:
         if response is not None:
             start_response(wsgi_status(response.status), list(response.headers))
             return [response.body]
+        if (
+            endpoints.sets_csrf
+            and method in ("GET", "HEAD")
+            and (outcome.route is None or outcome.route.kind != "exempt")
+        ):
+            start_response = _with_csrf(
+                start_response, endpoints, method, environ.get("HTTP_COOKIE")
+            )
         if not outcome.headers:
             return self.app(environ, start_response)
         return self.app(environ, _adding(start_response, outcome.headers))
+
+
+def _with_csrf(
+    start_response: StartResponse, endpoints: Endpoints, method: str, cookie: str | None
+) -> StartResponse:
+    def wrapped(
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: tuple[type[BaseException], BaseException, TracebackType]
+        | tuple[None, None, None]
+        | None = None,
+    ) -> Any:
+        code = int(status[:3]) if status[:3].isdigit() else 0
+        extra = endpoints.csrf_cookie_for(method, cookie, code, headers)
+        if extra is not None:
+            headers = [*headers, extra]
+        return start_response(status, headers, exc_info)
+
+    return wrapped
 
 
 def _adding(start_response: StartResponse, extra: Headers) -> StartResponse:
