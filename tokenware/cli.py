@@ -21,8 +21,14 @@ It reads the same environment as :meth:`tokenware.Tokenware.from_env`
     tokenware [--store URL] [--json] pat show|revoke|restore ID
     tokenware [--store URL] [--json] pat update ID [--add-role ROLE]... [--remove-role ROLE]...
     tokenware [--store URL] [--json] pat verify TOKEN
+    tokenware [--store URL] demo [--port 8000]
 
 ``--store`` and ``--json`` are also accepted after the subcommand.
+
+``demo`` serves the browser demo (:mod:`tokenware.demo`) on
+``http://127.0.0.1:8000`` until Ctrl-C; it needs the ``demo`` extra, and
+uses ``TOKENWARE_SECRET_KEY`` when set, else a random secret for this run
+(never printed).
 
 Exit status: ``0`` success, ``1`` not found, a token that does not verify
 (``pat verify``) or another refused request,
@@ -170,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     version = commands.add_parser("version", parents=[sub_common], help="print the version")
     version.set_defaults(local=_version)
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[sub_common],
+        help="serve the browser demo on http://127.0.0.1:8000",
+        description=(
+            "Serve a page on 127.0.0.1 that logs a demo user in, runs the encrypted "
+            "handshake, calls a protected API, issues and revokes a PAT and shows a 429. "
+            "Needs the demo extra: pip install 'tokenware[demo]'."
+        ),
+    )
+    demo.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
+    demo.set_defaults(local=_demo)
 
     # sessions ---------------------------------------------------------------
     sessions = commands.add_parser(
@@ -379,6 +398,45 @@ def _version(args: argparse.Namespace, out: TextIO) -> int:
     else:
         print(f"tokenware {tokenware.__version__}", file=out)
     return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise _Exit(
+            EXIT_USAGE, "the demo needs Starlette and uvicorn: pip install 'tokenware[demo]'"
+        ) from None
+    if not 0 < args.port < 65536:
+        raise _Exit(EXIT_USAGE, "--port must be between 1 and 65535")
+    environ = dict(os.environ)
+    generated = not environ.get(SECRET_ENV)
+    if generated:
+        # A secret for this run only: tokens die with the process. Never printed.
+        environ[SECRET_ENV] = "base64:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    from tokenware.demo import serve
+
+    with _open(args, environ) as tw:
+        url = f"http://127.0.0.1:{args.port}/"
+        store = args.store or environ.get(STORE_ENV) or DEFAULT_STORE_URL
+        print(f"tokenware demo on {url} (store {_store_label(store)}); Ctrl-C stops it", file=out)
+        if generated:
+            print(f"  a random secret for this run ({SECRET_ENV} is not set)", file=out)
+        out.flush()
+        serve(tw, port=args.port)
+    return EXIT_OK
+
+
+def _store_label(url: str) -> str:
+    """The store URL without a password."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "?"
+    if parts.password:
+        return url.replace(parts.password, "***")
+    return url
 
 
 def _sessions_add(args: argparse.Namespace, tw: Tokenware, out: TextIO) -> int:
