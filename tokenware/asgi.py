@@ -198,7 +198,9 @@ class TokenwareMiddleware:
         scope["tokenware.error"] = outcome.error
         if isinstance(identity, Identity):
             scope["user"] = identity
-            scope["auth"] = self._auth_credentials(sorted(identity.scopes))
+            # "authenticated" as Starlette's own AuthenticationMiddleware
+            # convention, so @requires("authenticated") works behind us.
+            scope["auth"] = self._auth_credentials(["authenticated", *sorted(identity.scopes)])
         else:
             scope.setdefault("user", identity)
             scope.setdefault("auth", self._auth_credentials([]))

@@ -48,13 +48,22 @@ def _starlette(tw: Tokenware, **options: Any) -> Starlette:
     async def admin(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
+    @requires("authenticated")
+    async def member(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
     async def ws(websocket: WebSocket) -> None:
         await websocket.accept()
         await websocket.send_json({"user": websocket.user.display_name})
         await websocket.close()
 
     return Starlette(
-        routes=[Route("/me", me), Route("/admin", admin), WebSocketRoute("/ws", ws)],
+        routes=[
+            Route("/me", me),
+            Route("/admin", admin),
+            Route("/member", member),
+            WebSocketRoute("/ws", ws),
+        ],
         middleware=[Middleware(TokenwareMiddleware, tokenware=tw, **options)],
     )
 
@@ -63,10 +72,17 @@ def test_starlette_request_user_auth_and_requires(tw: Tokenware) -> None:
     token = tw.jwt.issue("alice", scopes=["read"]).access_token
     with TestClient(_starlette(tw, public=["/"])) as client:  # lifespan passes through
         me = client.get("/me", headers={"Authorization": f"Bearer {token}"})
-        assert me.json() == {"user": "alice", "authenticated": True, "scopes": ["read"]}
+        assert me.json() == {
+            "user": "alice",
+            "authenticated": True,
+            "scopes": ["authenticated", "read"],  # Starlette's convention for @requires
+        }
         anonymous = client.get("/me")
         assert anonymous.json() == {"user": "", "authenticated": False, "scopes": []}
         assert client.get("/admin", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+        member = client.get("/member", headers={"Authorization": f"Bearer {token}"})
+        assert member.status_code == 200
+        assert client.get("/member").status_code == 403
 
 
 def test_websocket_authenticated_from_headers_and_refused_before_accept(tw: Tokenware) -> None:
