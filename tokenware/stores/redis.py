@@ -15,16 +15,24 @@ messages never carry a value. Nothing is retried: redis-py 6+ retries by
 default, which would re-send a script whose reply was lost and might already
 have run (a consumed code consumed twice, a rotation applied twice). A caller
 gets a 503 instead and retries at the protocol level, where that is safe.
+
+Eviction: after the first successful write of a store (either face), one
+``CONFIG GET maxmemory-policy`` (on a cluster, one per primary) checks the
+server's policy and logs a warning on the ``tokenware.stores`` logger for an
+``allkeys-*`` policy, which may evict any key: throttle counters, replay
+markers, PAT records (security.md §3.7). A server where ``CONFIG`` is
+disabled or renamed is logged at debug level and not checked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Sequence
 from importlib import resources
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from tokenware.core.ops import (
@@ -53,6 +61,8 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ConfigurationError("pip install 'tokenware[redis]'") from exc
 
 __all__ = ["AsyncRedisStore", "RedisStore", "redis_store"]
+
+log = logging.getLogger("tokenware.stores")
 
 #: Seconds between PINGs on a pooled connection that has been idle, so a
 #: connection silently dropped by a firewall is noticed before a command.
@@ -93,6 +103,91 @@ def _fail(exc: BaseException, what: str) -> NoReturn:
     if isinstance(exc, _TRANSIENT) and not isinstance(exc, _PERMANENT):
         raise StoreUnavailable(f"redis {what} failed: {name}", retry_after=1) from exc
     raise StoreError(f"redis {what} failed: {name}") from exc
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _policies(reply: Any, where: str) -> dict[str, str]:
+    """``{node: policy}`` from a ``CONFIG GET maxmemory-policy`` reply.
+
+    A server answers ``{"maxmemory-policy": policy}``; a cluster client asked
+    for every primary answers ``{node: that}`` (just ``that`` for one node).
+    """
+    if not isinstance(reply, dict):
+        return {}
+    if any(_text(name) == "maxmemory-policy" for name in reply):
+        reply = {where: reply}
+    return {
+        _text(node): _text(value)
+        for node, answer in reply.items()
+        if isinstance(answer, dict)
+        for name, value in answer.items()
+        if _text(name) == "maxmemory-policy"
+    }
+
+
+class _EvictionCheck:
+    """Warn once if the server's ``maxmemory-policy`` may evict any key.
+
+    ``allkeys-*`` lets Redis drop keys tokenware relies on under memory
+    pressure: a throttle counter (the limit resets), a handshake replay marker
+    (a replay passes), a PAT record (the token is gone). Run once per store,
+    shared by both faces, after the first successful write: the server is
+    known to answer then, and nothing is added to any later call.
+    """
+
+    def __init__(self) -> None:
+        self.pending = True
+        self._lock = threading.Lock()
+
+    def _claim(self) -> bool:
+        with self._lock:
+            pending, self.pending = self.pending, False
+        return pending
+
+    def run(self, client: Any, where: str, target: dict[str, Any]) -> None:
+        """Check with the sync ``client`` (a no-op after the first time)."""
+        if self._claim():
+            try:
+                reply = client.config_get("maxmemory-policy", **target)
+            except Exception as exc:
+                self._unchecked(where, exc)
+            else:
+                self._report(_policies(reply, where))
+
+    async def run_async(self, client: Any, where: str, target: dict[str, Any]) -> None:
+        """The same with an asyncio ``client``."""
+        if self._claim():
+            try:
+                reply = await client.config_get("maxmemory-policy", **target)
+            except Exception as exc:
+                self._unchecked(where, exc)
+            else:
+                self._report(_policies(reply, where))
+
+    @staticmethod
+    def _unchecked(where: str, exc: BaseException) -> None:
+        # CONFIG disabled, renamed or refused by an ACL (managed services), or
+        # a timeout: not a reason to fail a request that already succeeded.
+        log.debug(
+            "redis %s: CONFIG GET maxmemory-policy failed (%s); eviction policy not checked",
+            where,
+            type(exc).__name__,
+        )
+
+    @staticmethod
+    def _report(policies: dict[str, str]) -> None:
+        for node, policy in sorted(policies.items()):
+            if policy.startswith("allkeys-"):
+                log.warning(
+                    "redis %s: maxmemory-policy is %s, which may evict any tokenware key "
+                    "(throttle counters, replay markers, PAT records) under memory "
+                    "pressure; use noeviction (or a volatile-* policy)",
+                    node,
+                    policy,
+                )
 
 
 def _is_wrongtype(value: object) -> bool:
@@ -312,10 +407,12 @@ class RedisStore:
         # retry: NOSCRIPT means the script did not run.
         self._apply: Any = self._client.register_script(_APPLY_LUA)
         self._gcra: Any = self._client.register_script(_GCRA_LUA)
+        self._eviction = _EvictionCheck()
 
-    # Hooks a subclass (the cluster store) overrides: URL checks, redaction
-    # and the client; every operation below is shared.
+    # Hooks a subclass (the cluster store) overrides: URL checks, redaction,
+    # the client and where CONFIG GET goes; every operation below is shared.
     _check = staticmethod(_check_url)
+    _config_target: ClassVar[dict[str, Any]] = {}
 
     @staticmethod
     def _redact(url: str) -> str:
@@ -387,6 +484,8 @@ class RedisStore:
             result = self._apply(keys=keys, args=argv)
         except Exception as exc:
             _fail(exc, "apply script")
+        if self._eviction.pending:
+            self._eviction.run(self._client, self._url, self._config_target)
         return bool(result == 1)
 
     def purge(self, prefix: str) -> int:
@@ -425,6 +524,8 @@ class RedisStore:
             reply = self._gcra(keys=[op.key], args=args)
         except Exception as exc:
             _fail(exc, "gcra script")
+        if self._eviction.pending:
+            self._eviction.run(self._client, self._url, self._config_target)
         return _gcra_result(reply)
 
     def close(self) -> None:
@@ -486,6 +587,9 @@ class AsyncRedisStore:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
+        self._eviction = _EvictionCheck()  # redis_store() shares the sync face's
+
+    _config_target: ClassVar[dict[str, Any]] = {}
 
     @staticmethod
     def _check(url: str) -> None:
@@ -576,10 +680,12 @@ class AsyncRedisStore:
         check_batch(batch)
         keys, argv = _encode(batch)
         try:
-            script = (await self._current()).apply
-            result = await script(keys=keys, args=argv)
+            entry = await self._current()
+            result = await entry.apply(keys=keys, args=argv)
         except Exception as exc:
             _fail(exc, "apply script")
+        if self._eviction.pending:
+            await self._check_eviction(entry.client)
         return bool(result == 1)
 
     async def purge(self, prefix: str) -> int:
@@ -615,11 +721,16 @@ class AsyncRedisStore:
         """
         args = _gcra_args(op)
         try:
-            script = (await self._current()).gcra
-            reply = await script(keys=[op.key], args=args)
+            entry = await self._current()
+            reply = await entry.gcra(keys=[op.key], args=args)
         except Exception as exc:
             _fail(exc, "gcra script")
+        if self._eviction.pending:
+            await self._check_eviction(entry.client)
         return _gcra_result(reply)
+
+    async def _check_eviction(self, client: Any) -> None:
+        await self._eviction.run_async(client, self._redact(self._url), self._config_target)
 
     async def aclose(self) -> None:
         """Close the running loop's client (a later call opens a new one)."""
@@ -678,4 +789,5 @@ def redis_store(url: str, *, timeout: float = 0.5, connect_timeout: float = 0.5)
     """
     sync = RedisStore(url, timeout=timeout, connect_timeout=connect_timeout)
     aio = AsyncRedisStore(url, timeout=timeout, connect_timeout=connect_timeout)
+    aio._eviction = sync._eviction  # one eviction check (and warning) per store
     return StorePair(url=_redact(url), sync=sync, aio=aio)

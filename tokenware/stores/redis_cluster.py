@@ -26,6 +26,9 @@ redis-py's sync cluster client does not pass ``health_check_interval`` to its
 node connections (the asyncio one does): there, a pooled connection dropped
 while idle fails its next command once, as ``StoreUnavailable``.
 
+The ``maxmemory-policy`` check of :mod:`tokenware.stores.redis` runs on
+every primary (``_config_target``) and names the node of each warning.
+
 Failover: writes reach a replica asynchronously. A primary that dies before
 a consumed code or a rotation reached its replica loses that write when the
 replica is promoted; see docs/stores.md (the residual risk of security.md
@@ -37,7 +40,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from tokenware.errors import ConfigurationError
@@ -197,6 +200,9 @@ class RedisClusterStore(single.RedisStore):
 
     _check = staticmethod(_check_cluster_url)
     _redact = staticmethod(_redact_cluster)
+    _config_target: ClassVar[dict[str, Any]] = {
+        "target_nodes": redis.cluster.RedisCluster.PRIMARIES
+    }
 
     @staticmethod
     def _connect(url: str, options: dict[str, Any]) -> Any:
@@ -228,6 +234,9 @@ class AsyncRedisClusterStore(single.AsyncRedisStore):
 
     _check = staticmethod(_check_cluster_url)
     _redact = staticmethod(_redact_cluster)
+    _config_target: ClassVar[dict[str, Any]] = {
+        "target_nodes": redis.cluster.RedisCluster.PRIMARIES
+    }
 
     def _new_client(self) -> Any:
         parsed = _ClusterURL(self._url)
@@ -280,4 +289,5 @@ def redis_cluster_store(
     """
     sync = RedisClusterStore(url, timeout=timeout, connect_timeout=connect_timeout)
     aio = AsyncRedisClusterStore(url, timeout=timeout, connect_timeout=connect_timeout)
+    aio._eviction = sync._eviction  # one eviction check (and warning) per store
     return StorePair(url=_redact_cluster(url), sync=sync, aio=aio)
