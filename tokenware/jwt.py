@@ -19,6 +19,7 @@ import copy
 import hashlib
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast, overload
 
@@ -186,16 +187,22 @@ class Jwt:
         if not isinstance(access_token, str):
             raise ValidationError("access_token must be a string")
         cache = self._cache
-        claims = None if cache is None else cache.get(access_token, now)
-        if claims is None:
+        key = b"" if cache is None else cache.key(access_token)
+        hit = None if cache is None else cache.get(key, now)
+        if hit is None:
             claims = self._codec.decode(access_token, now=now)
+            identity = identity_from(claims)
             if cache is not None:
-                cache.put(access_token, claims)
+                cache.put(key, (claims, identity))
+        else:
+            claims, identity = hit
         if self._check_family:
+            # Never served from the cache: a revoked family must stop its
+            # access tokens on the next request.
             sid = claims.claims.get("sid")
             if not isinstance(sid, str) or not (yield from self._rules.family_live(sid, now=now)):
                 raise RevokedToken("the access token's refresh family is revoked or expired")
-        return identity_from(claims)
+        return identity
 
     def _authenticate(self, access_token: str) -> Flow[Identity]:
         """The verification flow ``tw.authenticate`` runs for a JWT."""
@@ -250,8 +257,9 @@ class Jwt:
 
 
 class _VerifiedCache:
-    """Verified access-token claims by SHA-256 of the token: bounded, FIFO,
-    and never used at or after the token's ``exp``.
+    """Verified access tokens by SHA-256 of the token: their claims and the
+    identity they prove (both immutable, so shared between requests);
+    bounded, oldest out first, and never used at or after the token's ``exp``.
 
     Shared by ``tw.jwt`` and ``tw.aio.jwt`` (and their threads), hence the lock.
     """
@@ -260,26 +268,32 @@ class _VerifiedCache:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: dict[bytes, AccessClaims] = {}
+        # An OrderedDict, not a dict: evicting a dict's first key walks over
+        # every slot already evicted, an O(size) scan per miss once full.
+        self._entries: OrderedDict[bytes, tuple[AccessClaims, Identity]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, token: str, now: float) -> AccessClaims | None:
-        key = hashlib.sha256(token.encode()).digest()
-        claims = self._entries.get(key)
-        if claims is None:
+    @staticmethod
+    def key(token: str) -> bytes:
+        """The cache key of ``token``: never the token itself."""
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, key: bytes, now: float) -> tuple[AccessClaims, Identity] | None:
+        hit = self._entries.get(key)
+        if hit is None:
             return None
-        if now >= claims.expires_at:
+        if now >= hit[0].expires_at:
             with self._lock:
                 self._entries.pop(key, None)
             return None
-        return claims
+        return hit
 
-    def put(self, token: str, claims: AccessClaims) -> None:
-        key = hashlib.sha256(token.encode()).digest()
+    def put(self, key: bytes, hit: tuple[AccessClaims, Identity]) -> None:
         with self._lock:
-            while len(self._entries) >= self._size:
-                del self._entries[next(iter(self._entries))]
-            self._entries[key] = claims
+            entries = self._entries
+            while len(entries) >= self._size:
+                entries.popitem(last=False)
+            entries[key] = hit
 
     def __len__(self) -> int:
         return len(self._entries)

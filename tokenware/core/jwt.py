@@ -32,10 +32,11 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from tokenware.core import jws
-from tokenware.core.jwt_keys import JwtKeys
+from tokenware.core.jwt_keys import JwtKey, JwtKeys
 from tokenware.errors import ConfigurationError, ExpiredToken, InvalidToken, ValidationError
 from tokenware.identity import Identity
 
@@ -70,6 +71,8 @@ _HEADER_NAMES = frozenset({"alg", "typ", "kid"})
 _TYPES = frozenset({"at+jwt", "application/at+jwt"})
 # Longer kids are refused before any lookup (every configured kid is shorter).
 _MAX_KID = 64
+#: How many distinct verified headers :meth:`AccessTokenCodec.decode` remembers.
+_HEADER_MEMO_SIZE = 64
 _NO_SCOPES: frozenset[str] = frozenset()
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = r"[\x21\x23-\x5b\x5d-\x7e]+"  # noqa: S105 - a character class
@@ -89,7 +92,7 @@ class AccessClaims:
         issued_at: ``iat``, seconds since the epoch.
         expires_at: ``exp``, seconds since the epoch.
         scopes: the tokens of ``scope``.
-        claims: every claim, registered ones included.
+        claims: every claim, registered ones included (read-only).
     """
 
     subject: str
@@ -133,6 +136,7 @@ class AccessTokenCodec:
         "_leeway",
         "_max_lifetime",
         "_max_size",
+        "_verifiers",
     )
 
     def __init__(
@@ -164,6 +168,11 @@ class AccessTokenCodec:
         self._leeway = leeway
         self._max_size = max_size
         self._max_lifetime = max_lifetime
+        # Encoded header segment -> the key it names, for headers that passed
+        # every check: tokens from one issuer share a handful of headers, so
+        # most verifications skip decoding and checking the header again.
+        # Headers are client input: bounded, emptied when full.
+        self._verifiers: dict[bytes, JwtKey] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessTokenCodec:
@@ -290,7 +299,19 @@ class AccessTokenCodec:
             ExpiredToken: the token is sound but has expired.
             InvalidToken: anything else; the reason is only in ``detail``.
         """
-        header, signing_input, payload, signature = jws.parse(token, self._max_size)
+        head, payload, signature = jws.split(token, self._max_size)
+        key = self._verifiers.get(head)
+        if key is None:
+            key = self._key_for(jws.loads_segment(head))
+            if len(self._verifiers) >= _HEADER_MEMO_SIZE:
+                self._verifiers.clear()
+            self._verifiers[head] = key
+        if not key.key.verify(head + b"." + payload, jws.decode_segment(signature)):
+            raise InvalidToken("bad signature")
+        return self._claims(jws.loads_segment(payload), now, verify_exp)
+
+    def _key_for(self, header: dict[str, Any]) -> JwtKey:
+        """The key a decoded JWS header names, or ``InvalidToken``."""
         # Header: only alg, typ, kid; typ at+jwt; kid picks the key; alg must be its alg.
         if not _HEADER_NAMES.issuperset(header):
             raise InvalidToken("header parameter outside alg, typ, kid")
@@ -312,9 +333,7 @@ class AccessTokenCodec:
         # JSON strings only ever equal strings: no type check needed for alg.
         if header.get("alg") != key.alg:
             raise InvalidToken("alg is not the key's algorithm")
-        if not key.key.verify(signing_input, signature):
-            raise InvalidToken("bad signature")
-        return self._claims(jws.loads_segment(payload), now, verify_exp)
+        return key
 
     def _claims(self, payload: dict[str, Any], now: float, verify_exp: bool) -> AccessClaims:
         exp = payload.get("exp")
@@ -363,7 +382,10 @@ class AccessTokenCodec:
             raise InvalidToken("iat is in the future")
         if verify_exp and now > exp + self._leeway:
             raise ExpiredToken("the access token has expired")
-        return AccessClaims(sub, jti, iat, exp, scopes, payload)
+        # Read-only: verified claims are cached and shared between requests,
+        # so an app writing to identity.claims must not change what the next
+        # request with the same token sees.
+        return AccessClaims(sub, jti, iat, exp, scopes, MappingProxyType(payload))
 
     def jwks(self) -> dict[str, Any]:
         """The public keys as a JWK Set (``{"keys": []}`` for HS256)."""
