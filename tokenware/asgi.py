@@ -39,36 +39,14 @@ into HTTP 403. Throttle headers are not added to websocket handshakes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
 
 from tokenware._drive import run_async
-from tokenware.core.http import (
-    DEFAULT_REALM,
-    Headers,
-    HttpPolicy,
-    PathRules,
-    RequestView,
-    Response,
-    ThrottleHook,
-    pipeline,
-)
-from tokenware.core.http_throttle import ThrottleRules
-from tokenware.endpoints import (
-    DEFAULT_HANDSHAKE_PATH,
-    DEFAULT_JWKS_PATH,
-    DEFAULT_SCRIPT_PATH,
-    Endpoints,
-    HandshakePayload,
-    _facade,
-    asgi_path,
-    asgi_request,
-    send_asgi_response,
-)
+from tokenware._middleware import Middleware
+from tokenware.core.http import Headers, RequestView, Response, pipeline
+from tokenware.endpoints import Endpoints, asgi_path, asgi_request, send_asgi_response
 from tokenware.identity import Identity
-
-if TYPE_CHECKING:
-    from tokenware.facade import AsyncTokenware, Tokenware
 
 __all__ = ["TokenwareMiddleware"]
 
@@ -96,62 +74,18 @@ def _credentials_class() -> Callable[[list[str]], Any]:
     return AuthCredentials
 
 
-class TokenwareMiddleware:
+class TokenwareMiddleware(Middleware[ASGIApp]):
     """Authenticates every request before ``app`` sees it (a pure ASGI class).
 
-    Options are those of :class:`tokenware.wsgi.TokenwareMiddleware`;
-    ``handshake_payload`` may also be a coroutine function (``request.raw``
-    is the ASGI scope).
+    Options: see :class:`tokenware._middleware.Middleware`, shared with the
+    WSGI middleware; ``handshake_payload`` may also be a coroutine function
+    (``request.raw`` is the ASGI scope).
 
     Raises:
         ConfigurationError: an invalid option.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        tokenware: Tokenware | AsyncTokenware,
-        protect: str | Iterable[str] = ("/",),
-        public: str | Iterable[str] = (),
-        exempt: str | Iterable[str] = (),
-        required_scopes: Mapping[str, str | Iterable[str]] | None = None,
-        throttle: ThrottleHook | ThrottleRules | None = None,
-        trusted_proxies: int = 0,
-        auth_failure_throttle: str | None = None,
-        realm: str = DEFAULT_REALM,
-        jwks_path: str | None = DEFAULT_JWKS_PATH,
-        script_path: str | None = DEFAULT_SCRIPT_PATH,
-        handshake_path: str | None = DEFAULT_HANDSHAKE_PATH,
-        origins: Iterable[str] | None = None,
-        handshake_payload: HandshakePayload | None = None,
-        handshake_delivery: str | None = None,
-        csrf_cookie_secure: bool = True,
-    ) -> None:
-        self.app = app
-        self.tokenware = _facade(tokenware)
-        self.policy = HttpPolicy(
-            rules=PathRules.build(
-                protect=protect, public=public, exempt=exempt, required_scopes=required_scopes
-            ),
-            realm=realm,
-            throttle=throttle,
-            trusted_proxies=trusted_proxies,
-            auth_failure_throttle=auth_failure_throttle,
-            throttle_keys=self.tokenware._throttle_keys,
-            clock=self.tokenware.settings.clock,
-        )
-        self.endpoints = Endpoints.build(
-            self.tokenware,
-            jwks_path=jwks_path,
-            script_path=script_path,
-            handshake_path=handshake_path,
-            origins=origins,
-            handshake_payload=handshake_payload,
-            handshake_delivery=handshake_delivery,
-            csrf_cookie_secure=csrf_cookie_secure,
-            trusted_proxies=trusted_proxies,
-        )
+    def _prepare(self) -> None:
         self._auth_credentials = _credentials_class()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
