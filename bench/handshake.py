@@ -2,8 +2,9 @@
 
 Run: ``python bench/handshake.py [--n 1000] [--rounds 7]`` (bounded: well under a minute).
 
-Rows, each the median over rounds of ``n`` handshakes, rows taking turns
-within a round (order reversed on odd rounds):
+Rows, each timed over ``n`` handshakes per round, rows taking turns within a
+round (order reversed on odd rounds), so a burst of load elsewhere on the
+machine hits every row alike:
 
 * ``floor``      what any correct server must do with ``cryptography``: load the
                  client's point, generate an ephemeral P-256 key, ECDH, HKDF-SHA256,
@@ -13,6 +14,12 @@ within a round (order reversed on odd rounds):
                  check, point validation, the atomic replay guard, the transcript
                  hash, sealing, and building the reply;
 * ``respond+rl`` the same with the default per-session GCRA throttle on.
+
+Times are CPU time of this thread (``time.thread_time``), not wall time: on a
+busy machine wall time counts the slices other processes run, CPU time does
+not (it still feels cache and frequency effects, hence the minimum as well).
+Reported per row: the median and the minimum over rounds, and as the verdict
+both the ratio of medians and the ratio of minimums.
 
 Every handshake uses a distinct pre-made client key, nonce and CSRF token,
 so the replay guard and the throttles see fresh keys, as in production.
@@ -42,9 +49,15 @@ from tokenware.core.handshake import b64u
 
 ORIGIN = "https://app.example.com"
 PAYLOAD = "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9." + "x" * 620 + ".sig"
+TARGET = 1.5
+#: Wall-clock budget: stop after the round that crosses it.
+BUDGET_S = 50.0
+
+Batch = list[tuple[bytes, bytes, str]]
+Row = Callable[[Batch, list[str]], None]
 
 
-def clients(n: int) -> list[tuple[bytes, bytes, str]]:
+def clients(n: int) -> Batch:
     out = []
     for _ in range(n):
         key = ec.generate_private_key(ec.SECP256R1())
@@ -65,7 +78,7 @@ def floor_op(epk: bytes, nonce: bytes) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
@@ -76,47 +89,58 @@ def main() -> int:
     plain = tw.handshake.configure(origins=[ORIGIN], session_rate=None, address_rate=None)
     limited = tw.handshake.configure(origins=[ORIGIN], address_rate=None)
 
-    def run_floor(batch: list[tuple[bytes, bytes, str]], csrfs: list[str]) -> None:
+    def run_floor(batch: Batch, csrfs: list[str]) -> None:
         for epk, nonce, _ in batch:
             floor_op(epk, nonce)
 
-    def runner(hs: object) -> Callable[[list[tuple[bytes, bytes, str]], list[str]], None]:
+    def runner(hs: object) -> Row:
         respond = hs.respond  # type: ignore[attr-defined]
 
-        def run(batch: list[tuple[bytes, bytes, str]], csrfs: list[str]) -> None:
+        def run(batch: Batch, csrfs: list[str]) -> None:
             for (_, _, header), csrf in zip(batch, csrfs, strict=True):
                 respond(header, csrf_token=csrf, csrf_cookie=csrf, origin=ORIGIN, payload=PAYLOAD)
 
         return run
 
-    rows: dict[str, Callable[[list[tuple[bytes, bytes, str]], list[str]], None]] = {
+    rows: dict[str, Row] = {
         "floor": run_floor,
         "respond": runner(plain),
         "respond+rl": runner(limited),
     }
+    # Warm-up: first calls fill caches (derived keys, imports, the memory store).
+    for row in rows.values():
+        row(clients(20), [tw.handshake.issue_csrf() for _ in range(20)])
     times: dict[str, list[float]] = {name: [] for name in rows}
     for r in range(rounds):
         order = list(rows) if r % 2 == 0 else list(reversed(rows))
         for name in order:
             batch = clients(n)
             csrfs = [tw.handshake.issue_csrf() for _ in range(n)]
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             rows[name](batch, csrfs)
-            times[name].append((time.perf_counter() - t0) / n)
-        if time.perf_counter() - started > 50:
+            times[name].append((time.thread_time() - t0) / n)
+        if time.perf_counter() - started > BUDGET_S:
             print(f"(stopped after {r + 1} rounds to stay under a minute)")
             break
 
-    floor = statistics.median(times["floor"])
-    print(f"TWHS1 server cost per handshake, memory store, n={n}, rounds={len(times['floor'])}")
-    print(f"{'row':<12} {'median µs':>10} {'min µs':>9} {'x floor':>8}")
-    for name, values in times.items():
-        med = statistics.median(values)
-        print(f"{name:<12} {med * 1e6:>10.1f} {min(values) * 1e6:>9.1f} {med / floor:>8.2f}")
-    ratio = statistics.median(times["respond"]) / floor
-    verdict = "within" if ratio <= 1.5 else "ABOVE"
-    print(f"respond / floor = {ratio:.2f} ({verdict} the 1.5x target)")
-    print(f"total {time.perf_counter() - started:.1f} s")
+    med = {name: statistics.median(values) for name, values in times.items()}
+    low = {name: min(values) for name, values in times.items()}
+    print(
+        f"TWHS1 server CPU time per handshake (thread_time), memory store, "
+        f"n={n}, rounds={len(times['floor'])}"
+    )
+    print(f"{'row':<12} {'median µs':>10} {'min µs':>9} {'med/floor':>10} {'min/floor':>10}")
+    for name in times:
+        print(
+            f"{name:<12} {med[name] * 1e6:>10.1f} {low[name] * 1e6:>9.1f}"
+            f" {med[name] / med['floor']:>10.2f} {low[name] / low['floor']:>10.2f}"
+        )
+    ratio_med = med["respond"] / med["floor"]
+    ratio_min = low["respond"] / low["floor"]
+    for what, ratio in (("medians", ratio_med), ("minimums", ratio_min)):
+        verdict = "within" if ratio <= TARGET else "ABOVE"
+        print(f"respond / floor, ratio of {what}: {ratio:.2f} ({verdict} the {TARGET}x target)")
+    print(f"total {time.perf_counter() - started:.1f} s wall")
     tw.close()
     return 0
 
