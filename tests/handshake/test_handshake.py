@@ -237,3 +237,89 @@ def test_reply_never_shows_its_ciphertext_in_repr(
 
 def payload_of(reply: HandshakeReply, client: RefClient, csrf: str) -> Any:
     return client.open_header(reply.header_value, csrf=csrf)
+
+
+# --- the CSRF signer is built once per ring: same tokens, byte for byte -----------------
+
+
+def _legacy_csrf_signer(ring: Any) -> Any:
+    """The Signer tokenware built per call before it kept one per ring."""
+    import hashlib
+
+    from itsdangerous import Signer
+
+    keys = [k.derive("handshake-csrf") for k in reversed(ring.keys)]
+    return Signer(keys, salt="tokenware-handshake-csrf", digest_method=hashlib.sha256)
+
+
+def _legacy_csrf_token(ring: Any, *, now: float, session: str | None = None) -> str:
+    import os
+
+    value = core.b64u(os.urandom(16))
+    if session is not None:
+        value += core.b64u(ring.mac("handshake-csrf-session", session.encode())[:16])
+    return str(_legacy_csrf_signer(ring).sign(f"{value}.{int(now)}").decode("ascii"))
+
+
+def test_csrf_tokens_match_the_legacy_itsdangerous_signer() -> None:
+    from tokenware import KeyRing, RootKey
+
+    ring = KeyRing([RootKey("new", b"n" * 32), RootKey("old", b"o" * 32)])
+    tokens = core.CsrfTokens(ring=ring)
+    now = 1_700_000_000.0
+    fixed = b"\x07" * 16
+    for session in (None, "sess-1"):
+        issued = tokens.issue(session=session, now=now, rand=lambda n: fixed[:n])
+        value = core.b64u(fixed)
+        if session is not None:
+            value += core.b64u(ring.mac("handshake-csrf-session", session.encode())[:16])
+        assert issued == _legacy_csrf_signer(ring).sign(f"{value}.{int(now)}").decode()
+        # A token made by the old code path verifies, bound or not.
+        legacy = _legacy_csrf_token(ring, now=now, session=session)
+        tokens.verify(legacy, cookie=legacy, session=session, now=now + 1)
+    # ... and one the legacy signer refuses is refused too.
+    legacy = _legacy_csrf_token(ring, now=now)
+    value, _, sig = legacy.rpartition(".")
+    forged = f"{value}.{sig[:10]}{'A' if sig[10] != 'A' else 'B'}{sig[11:]}"
+    with pytest.raises(errors.CsrfFailed):
+        tokens.verify(forged, cookie=forged, now=now)
+
+
+def test_csrf_signer_is_reused_and_verifies_old_key_tokens_after_rotation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from itsdangerous import Signer
+
+    from tokenware import KeyRing, RootKey
+
+    old, new = RootKey("old", b"o" * 32), RootKey("new", b"n" * 32)
+    now = 1_700_000_000.0
+    before = core.CsrfTokens(ring=KeyRing([old]))
+    during = core.CsrfTokens(ring=KeyRing([new, old]))
+    after = core.CsrfTokens(ring=KeyRing([new]))
+    old_token = before.issue(now=now, rand=lambda n: b"\x01" * n)
+    old_bound = before.issue(session="s", now=now, rand=lambda n: b"\x02" * n)
+    new_token = during.issue(now=now, rand=lambda n: b"\x03" * n)
+
+    # Built once: no key derivation, no new Signer on any verify or issue.
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("per-call signer work")
+
+    monkeypatch.setattr(Signer, "derive_key", boom)
+    monkeypatch.setattr(Signer, "__init__", boom)
+    for _ in range(3):
+        assert during.verify(old_token, cookie=old_token, now=now) == old_token[:22]
+        assert during.verify(new_token, cookie=new_token, now=now) == new_token[:22]
+        before.verify(old_token, cookie=old_token, now=now)
+        after.verify(new_token, cookie=new_token, now=now)
+    # The session binding uses the newest key: a token bound under the old
+    # key alone no longer matches (as before), but its signature still does.
+    with pytest.raises(errors.CsrfFailed, match="another session"):
+        during.verify(old_bound, cookie=old_bound, session="s", now=now)
+    before.verify(old_bound, cookie=old_bound, session="s", now=now)
+    # The new key signs; a ring without the old key refuses the old tokens.
+    with pytest.raises(errors.CsrfFailed, match="signature"):
+        before.verify(new_token, cookie=new_token, now=now)
+    with pytest.raises(errors.CsrfFailed, match="signature"):
+        after.verify(old_token, cookie=old_token, now=now)
+    assert during.issue(now=now, rand=lambda n: b"\x03" * n) == new_token

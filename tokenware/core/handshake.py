@@ -52,7 +52,6 @@ import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -62,6 +61,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from itsdangerous import BadSignature, Signer
+from itsdangerous.encoding import base64_decode, base64_encode, want_bytes
 
 from tokenware.core.encoding import BASE62, Random
 from tokenware.core.flow import Flow
@@ -295,10 +295,54 @@ class CsrfCookie:
         return "; ".join(parts)
 
 
-@lru_cache(maxsize=64)
-def _signer(keys: tuple[bytes, ...]) -> Signer:
-    # itsdangerous signs with the LAST key and verifies with all of them.
-    return Signer(list(keys), salt="tokenware-handshake-csrf", digest_method=hashlib.sha256)
+CSRF_SALT = "tokenware-handshake-csrf"
+
+
+def _keyed(key: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 state keyed with ``key`` and fed nothing yet: copy it per use."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def _mac(state: hmac.HMAC, data: bytes) -> bytes:
+    """``HMAC-SHA256(key, data)`` from a keyed state (which stays unfed)."""
+    mac = state.copy()
+    mac.update(data)
+    return mac.digest()
+
+
+class _CsrfSigner(Signer):
+    """The itsdangerous ``Signer`` of CSRF tokens, its per-key work done once.
+
+    Same tokens, byte for byte, as ``Signer(keys, salt=CSRF_SALT,
+    digest_method=hashlib.sha256)`` (what tokenware built per call before):
+    each key's itsdangerous derivation and its keyed HMAC state are computed
+    here, once, instead of on every ``sign`` and ``unsign``. ``keys`` are
+    oldest first, itsdangerous' rotation order: the last one signs, every
+    one verifies.
+    """
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        super().__init__(list(keys), salt=CSRF_SALT, digest_method=hashlib.sha256)
+        states = [_keyed(self.derive_key(key)) for key in self.secret_keys]
+        self._signing = states[-1]
+        self._verifying = states[::-1]
+
+    def get_signature(self, value: str | bytes) -> bytes:
+        # Signer.get_signature: base64 of HMAC(derive_key(newest), value).
+        return base64_encode(_mac(self._signing, want_bytes(value)))
+
+    def verify_signature(self, value: str | bytes, sig: str | bytes) -> bool:
+        # Signer.verify_signature: the same decoding (itsdangerous' own), every
+        # key newest first, constant-time comparison.
+        try:
+            raw = base64_decode(sig)
+        except Exception:
+            return False
+        data = want_bytes(value)
+        for state in self._verifying:
+            if hmac.compare_digest(raw, _mac(state, data)):
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -313,19 +357,27 @@ class CsrfTokens:
 
     ring: KeyRing
     max_age: float = CSRF_MAX_AGE
+    _signer: _CsrfSigner = field(init=False, repr=False, compare=False)
+    _bind: hmac.HMAC = field(init=False, repr=False, compare=False)
 
-    def _signer(self) -> Signer:
-        return _signer(tuple(k.derive("handshake-csrf") for k in reversed(self.ring.keys)))
+    def __post_init__(self) -> None:
+        # Built once per ring (the ring is immutable): itsdangerous signs with
+        # the LAST key and verifies with all of them, so oldest first.
+        keys = [k.derive("handshake-csrf") for k in reversed(self.ring.keys)]
+        object.__setattr__(self, "_signer", _CsrfSigner(keys))
+        # ring.mac("handshake-csrf-session", ...), keyed once.
+        bind = _keyed(self.ring.current.derive("handshake-csrf-session"))
+        object.__setattr__(self, "_bind", bind)
 
     def _binding(self, session: str) -> str:
-        return b64u(self.ring.mac("handshake-csrf-session", session.encode("utf-8"))[:16])
+        return b64u(_mac(self._bind, session.encode("utf-8"))[:16])
 
     def issue(self, *, session: str | None = None, now: float, rand: Random) -> str:
         """A new token, bound to ``session`` when given."""
         value = b64u(rand(NONCE_LENGTH))
         if session is not None:
             value += self._binding(session)
-        return self._signer().sign(f"{value}.{int(now)}").decode("ascii")
+        return self._signer.sign(f"{value}.{int(now)}").decode("ascii")
 
     def verify(
         self,
@@ -357,7 +409,7 @@ class CsrfTokens:
             if not hmac.compare_digest(token.encode("ascii"), cookie.encode("ascii")):
                 raise CsrfFailed("CSRF token does not match the cookie")
         try:
-            value, _, stamp = self._signer().unsign(token).decode("ascii").rpartition(".")
+            value, _, stamp = self._signer.unsign(token).decode("ascii").rpartition(".")
         except BadSignature:
             raise CsrfFailed("CSRF token signature") from None
         if not stamp.isdigit() or len(stamp) > 12 or not 0 <= now - int(stamp) <= self.max_age:
