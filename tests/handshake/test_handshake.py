@@ -323,3 +323,34 @@ def test_csrf_signer_is_reused_and_verifies_old_key_tokens_after_rotation(
     with pytest.raises(errors.CsrfFailed, match="signature"):
         after.verify(old_token, cookie=old_token, now=now)
     assert during.issue(now=now, rand=lambda n: b"\x03" * n) == new_token
+
+
+def test_b64u_decode_accepts_exactly_the_canonical_strings() -> None:
+    """binascii with explicit checks == the definition: decodes to ``length``
+    bytes and re-encodes to the same string."""
+    import base64
+    import os
+
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for length in (*range(0, 20), 32, 64, 65, 66):
+        data = os.urandom(length)
+        text = core.b64u(data)
+        assert text == base64.urlsafe_b64encode(data).decode().rstrip("=")
+        assert core.b64u_decode(text, length) == data
+        for last in alphabet + "+/=.é\n":
+            for candidate in (text[:-1] + last, last + text[1:]):
+                try:
+                    ref: bytes | None = base64.urlsafe_b64decode(
+                        candidate + "=" * (-len(candidate) % 4)
+                    )
+                except ValueError:
+                    ref = None
+                canonical = ref is not None and len(ref) == length and core.b64u(ref) == candidate
+                if canonical:
+                    assert core.b64u_decode(candidate, length) == ref
+                else:
+                    with pytest.raises(errors.HandshakeError):
+                        core.b64u_decode(candidate, length)
+        for other in (text + "A", text + "=", text[:-1] if text else "=", text + "=="):
+            with pytest.raises(errors.HandshakeError):
+                core.b64u_decode(other, length)

@@ -50,6 +50,7 @@ import hmac
 import json
 import re
 import struct
+from binascii import a2b_base64, b2a_base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -140,6 +141,18 @@ _REQUEST = re.compile(rf"v1\.({_B64U}{{87}})\.({_B64U}{{22}})")
 _VERSION_LIKE = re.compile(r"[A-Za-z0-9]{1,8}\.")
 _CSRF_NONCE = re.compile(rf"{_B64U}{{22}}")
 _B64U_TEXT = re.compile(f"{_B64U}*")
+_B64U_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# base64url <-> base64, so binascii does the work.
+_TO_STD = bytes.maketrans(b"-_", b"+/")
+_TO_URL = bytes.maketrans(b"+/", b"-_")
+# The characters allowed last in a canonical string, by length % 4: 2 leftover
+# characters carry 1 byte (the last one's low 4 bits unused), 3 carry 2 bytes
+# (low 2 bits unused). As in tokenware.core.jws.
+_LAST_OK = {
+    2: frozenset(c for i, c in enumerate(_B64U_ALPHABET) if i & 0xF == 0),
+    3: frozenset(c for i, c in enumerate(_B64U_ALPHABET) if i & 0x3 == 0),
+}
+_PAD = (b"", b"", b"==", b"=")
 
 
 # --- encodings ------------------------------------------------------------------
@@ -147,7 +160,7 @@ _B64U_TEXT = re.compile(f"{_B64U}*")
 
 def b64u(data: bytes) -> str:
     """base64url without padding."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return b2a_base64(data, newline=False).rstrip(b"=").translate(_TO_URL).decode("ascii")
 
 
 def b64u_decode(text: str, length: int) -> bytes:
@@ -161,10 +174,17 @@ def b64u_decode(text: str, length: int) -> bytes:
     expected = (length * 8 + 5) // 6
     if len(text) != expected or not _B64U_TEXT.fullmatch(text):
         raise HandshakeError(f"expected {expected} base64url characters")
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if len(raw) != length or b64u(raw) != text:
+    raw = text.encode("ascii")
+    rem = expected % 4  # never 1: ceil(8 * length / 6) characters
+    if rem:
+        # The last character's unused low bits must be zero (canonical).
+        if raw[-1] not in _LAST_OK[rem]:
+            raise HandshakeError("non-canonical base64url")
+        raw += _PAD[rem]
+    out = a2b_base64(raw.translate(_TO_STD))
+    if len(out) != length:  # unreachable after the checks above; cheap insurance
         raise HandshakeError("non-canonical base64url")
-    return raw
+    return out
 
 
 # --- step 1: the request header ---------------------------------------------------
