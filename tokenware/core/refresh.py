@@ -551,10 +551,14 @@ class RefreshRules:
                 yield Apply(self._drop(parts.family, family, raw))
                 raise RefreshTokenNotFound("refresh token family expired")
             grace = self.lifetimes.grace
+            # A clock behind the rotation (a racing request that read the
+            # time first, or another server's skewed clock) gives a negative
+            # age: count it as 0, or "age < 0" would be within a grace of 0
+            # and a reused token would get a second pair instead of revoking.
             in_grace = (
                 role == "previous"
                 and family.previous is not None
-                and now - float(family.previous.get("rotated_at", 0)) < grace
+                and max(0.0, now - float(family.previous.get("rotated_at", 0))) < grace
             )
             if role == "old" or (role == "previous" and not in_grace):
                 if not (yield Apply(self._drop(parts.family, family, raw))):
