@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -109,6 +110,30 @@ def test_any_text_gives_a_token_or_a_documented_error(header: str) -> None:
     assert token.isascii()
     assert token in header
     assert len(token) <= MAX_TOKEN_LENGTH + 16
+
+
+# The grammar of RFC 6750 §2.1 as one expression: what the header must be to
+# give a token (optional whitespace around, any case of "Bearer", 1+ spaces).
+_RFC6750 = re.compile(r"[ \t]*[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)[ \t]*")
+_NEAR_TOKEN = st.text(alphabet="AZaz09-._~+/= \t,=\u00e9\u2003", max_size=40)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    header=st.text(max_size=60)
+    | st.builds(lambda t: "Bearer " + t, _NEAR_TOKEN)
+    | st.builds(lambda a, t: a + "Bearer" + t, st.sampled_from(["", " ", "\t"]), _NEAR_TOKEN)
+)
+def test_parse_agrees_with_the_rfc_6750_grammar(header: str) -> None:
+    # The canonical fast path and the step-by-step path together accept
+    # exactly what the grammar accepts, and return the same token.
+    expected = _RFC6750.fullmatch(header)
+    try:
+        token = parse_authorization(header)
+    except (MissingCredentials, InvalidRequest):
+        assert expected is None
+    else:
+        assert expected is not None and token == expected.group(1)
 
 
 # -- authenticate -------------------------------------------------------------------

@@ -34,10 +34,11 @@ _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # RFC 9110 §5.6.2 token, the syntax of an auth-scheme.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _OWS = " \t"
-# The canonical form, "Bearer" SP b64token, as one pattern: what nearly every
-# client sends, so the common case costs one match. Anything else takes the
-# step-by-step path below, which also says what is wrong.
-_CANONICAL = re.compile(r"Bearer ([A-Za-z0-9\-._~+/]+=*)")
+# The canonical form, "Bearer" SP b64token, is what nearly every client
+# sends, so it is checked with a byte table rather than a regular expression
+# (a third of the instructions of a warm request went to the regex). Anything
+# else takes the step-by-step path below, which also says what is wrong.
+_B64TOKEN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
 
 
 def parse_authorization(header: str | None) -> str:
@@ -49,10 +50,21 @@ def parse_authorization(header: str | None) -> str:
         InvalidRequest: a malformed scheme, ``Bearer`` without a token, bad
             token syntax or several credentials.
     """
-    if header is not None and len(header) <= MAX_TOKEN_LENGTH + 16:
-        canonical = _CANONICAL.fullmatch(header)
-        if canonical is not None:
-            return canonical.group(1)
+    if (
+        header is not None
+        and header.startswith("Bearer ")
+        and len(header) <= MAX_TOKEN_LENGTH + 16
+        and header.isascii()
+    ):
+        token = header[7:]
+        # Only b64token characters, with "=" only at the end (RFC 6750 §2.1).
+        if (
+            token
+            and not token.encode("ascii").translate(None, _B64TOKEN_BYTES)
+            and token[0] != "="
+            and "=" not in token.rstrip("=")
+        ):
+            return token
     # Only SP and HTAB are optional whitespace (RFC 9110 §5.6.3); a bare
     # str.strip() also removed Unicode spaces such as U+2003 and accepted
     # "\u2003Bearer <token>".
