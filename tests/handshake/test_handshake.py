@@ -354,3 +354,34 @@ def test_b64u_decode_accepts_exactly_the_canonical_strings() -> None:
         for other in (text + "A", text + "=", text[:-1] if text else "=", text + "=="):
             with pytest.raises(errors.HandshakeError):
                 core.b64u_decode(other, length)
+
+
+def test_replay_keys_are_the_ring_name_macs_whatever_the_rotation() -> None:
+    """Keyed states computed once give the store key names ring.name_mac gave."""
+    import hashlib
+    import os
+
+    from tokenware import KeyRing, RootKey
+    from tokenware.core.encoding import BASE62
+
+    def legacy(
+        ring: KeyRing, prefix: str, binding: str, epk: bytes, nonce: bytes
+    ) -> tuple[str, str]:
+        mac = ring.name_mac("handshake-tag", binding.encode("utf-8"))
+        tag = "".join(BASE62[b % 62] for b in mac[:4])
+        n = ring.name_mac("handshake-nonce", nonce)[:16].hex()
+        k = ring.name_mac("handshake-epk", hashlib.sha256(epk).digest())[:16].hex()
+        return f"{prefix}:hs:{{{tag}}}:n:{n}", f"{prefix}:hs:{{{tag}}}:k:{k}"
+
+    old, new = RootKey("old", b"o" * 32), RootKey("new", b"n" * 32)
+    for ring in (KeyRing([old]), KeyRing([new, old]), KeyRing([new])):
+        rules = core.HandshakeRules.build(ring=ring, prefix="tw")
+        for binding in ("c:" + "A" * 22, "s:sess-1", "s:ünïcode", "s:" + "x" * 600):
+            for _ in range(20):
+                epk, nonce = os.urandom(65), os.urandom(16)
+                got = rules.replay_keys(binding, epk, nonce)
+                assert got == legacy(ring, "tw", binding, epk, nonce)
+    # Rotation keeps the names: the index (oldest) key names them.
+    a = core.HandshakeRules.build(ring=KeyRing([old]), prefix="tw")
+    b = core.HandshakeRules.build(ring=KeyRing([new, old]), prefix="tw")
+    assert a.replay_keys("s:x", b"e", b"n") == b.replay_keys("s:x", b"e", b"n")

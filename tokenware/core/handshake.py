@@ -153,6 +153,8 @@ _LAST_OK = {
     3: frozenset(c for i, c in enumerate(_B64U_ALPHABET) if i & 0x3 == 0),
 }
 _PAD = (b"", b"", b"==", b"=")
+# byte -> BASE62[byte % 62], for bytes.translate.
+_TO_BASE62 = bytes(ord(BASE62[b % 62]) for b in range(256))
 
 
 # --- encodings ------------------------------------------------------------------
@@ -666,6 +668,10 @@ class HandshakeRules:
     address_rates: tuple[Rate, ...] = ()
     replay_ttl: float = REPLAY_TTL
     csrf: CsrfTokens
+    _tag_mac: hmac.HMAC = field(init=False, repr=False, compare=False)
+    _nonce_mac: hmac.HMAC = field(init=False, repr=False, compare=False)
+    _epk_mac: hmac.HMAC = field(init=False, repr=False, compare=False)
+    _limiter: ThrottleKeys = field(init=False, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -708,15 +714,28 @@ class HandshakeRules:
             csrf=CsrfTokens(ring=ring, max_age=float(csrf_max_age)),
         )
 
+    def __post_init__(self) -> None:
+        # The keyed states of ring.name_mac(purpose, ...) for the replay-guard
+        # names, computed once and copied per handshake: the same bytes,
+        # so the same store keys, without re-deriving a key per MAC.
+        index = self.ring.index_key
+        for name, purpose in (
+            ("_tag_mac", "handshake-tag"),
+            ("_nonce_mac", "handshake-nonce"),
+            ("_epk_mac", "handshake-epk"),
+        ):
+            object.__setattr__(self, name, _keyed(index.derive(purpose)))
+        object.__setattr__(self, "_limiter", ThrottleKeys(ring=self.ring, prefix=self.prefix))
+
     def _tag(self, binding: str) -> str:
-        mac = self.ring.name_mac("handshake-tag", binding.encode("utf-8"))
-        return "".join(BASE62[b % 62] for b in mac[:TAG_LENGTH])
+        mac = _mac(self._tag_mac, binding.encode("utf-8"))
+        return mac[:TAG_LENGTH].translate(_TO_BASE62).decode("ascii")
 
     def replay_keys(self, binding: str, epk: bytes, nonce: bytes) -> tuple[str, str]:
         """The two replay-guard keys (one hash tag) for a session and request."""
         tag = self._tag(binding)
-        n = self.ring.name_mac("handshake-nonce", nonce)[:16].hex()
-        k = self.ring.name_mac("handshake-epk", hashlib.sha256(epk).digest())[:16].hex()
+        n = _mac(self._nonce_mac, nonce)[:16].hex()
+        k = _mac(self._epk_mac, hashlib.sha256(epk).digest())[:16].hex()
         base = f"{self.prefix}:hs:{{{tag}}}"
         return f"{base}:n:{n}", f"{base}:k:{k}"
 
@@ -776,7 +795,7 @@ def accept_flow(
 
 
 def _throttle(rules: HandshakeRules, key: str, rates: tuple[Rate, ...], scope: str) -> Flow[None]:
-    keys = ThrottleKeys(ring=rules.ring, prefix=rules.prefix)
+    keys = rules._limiter
     decision = yield from hit_flow([(keys.key(key[:512], r, scope=scope), r) for r in rates])
     if not decision.allowed:
         raise Throttled("too many handshakes", retry_after=decision.retry_after)
