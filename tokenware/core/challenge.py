@@ -232,6 +232,15 @@ def _utf8(text: str, what: str) -> bytes:
         raise ValidationError(f"{what} contains a lone surrogate, which is not UTF-8") from None
 
 
+def _is_utf8(text: str) -> bool:
+    """False for a string with a lone surrogate, which cannot be UTF-8 encoded."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_name(value: object, what: str, limit: int) -> str:
     if not isinstance(value, str) or not value:
         raise ValidationError(f"{what} must be a non-empty string")
@@ -410,6 +419,7 @@ class ChallengeRules:
             and isinstance(id, str)
             and isinstance(secret, str)
             and (uid is None or isinstance(uid, str))
+            and _is_utf8(action + id + secret + (uid or ""))
         ):
             raise InvalidToken("challenge token: bad payload")
         return action, id, uid, secret
@@ -638,6 +648,9 @@ class ChallengeRules:
                     raise InvalidToken(f"challenge: control check failed for {name}")
         if secret is not None and len(secret) > MAX_SECRET_INPUT:
             raise InvalidToken("challenge: secret too long")
+        if secret is not None and not _is_utf8(secret):
+            # A lone surrogate matches no code; it used to escape as UnicodeEncodeError.
+            raise InvalidToken("challenge: secret is not valid Unicode")
         tag, pair = self._pair(action, id)
         record_key = self._record_key(tag, pair)
         for _ in range(CAS_ATTEMPTS):
