@@ -385,3 +385,55 @@ def test_replay_keys_are_the_ring_name_macs_whatever_the_rotation() -> None:
     a = core.HandshakeRules.build(ring=KeyRing([old]), prefix="tw")
     b = core.HandshakeRules.build(ring=KeyRing([new, old]), prefix="tw")
     assert a.replay_keys("s:x", b"e", b"n") == b.replay_keys("s:x", b"e", b"n")
+
+
+def test_payload_bytes_is_the_compact_json_of_the_payload() -> None:
+    """The hand-assembled JSON of the token paths equals json.dumps of the dict."""
+    import base64
+    from dataclasses import dataclass
+
+    def dumps(body: dict[str, Any]) -> bytes:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return text.encode("utf-8")
+
+    def jwt(claims: Any) -> str:
+        seg = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        return f"eyJhbGciOiJIUzI1NiJ9.{seg}.sig"
+
+    now = 1_700_000_000.5
+    for token, exp in (
+        (jwt({"exp": 1_700_000_900, "sub": "a"}), 1_700_000_900),
+        (jwt({"exp": 1_600_000_000}), 1_600_000_000),  # expired: expires_in 0
+        (jwt({"exp": True}), None),
+        (jwt({"exp": 1.5}), None),
+        (jwt([1, 2]), None),
+        ("opaque-token", None),
+        ('quote"back\\slash\nnew\u2028line-é-\U0001f600', None),
+        ("a.b.c", None),
+        ("a." + "x" * 620 + ".c", None),
+    ):
+        body: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
+        if exp is not None:
+            body.update(expires_in=max(0, exp - int(now)), exp=exp)
+        assert core.payload_bytes(token, now=now) == dumps(body)
+
+    @dataclass
+    class Pair:
+        access_token: str
+        access_token_expires_at: float
+        token_type: Any = "Bearer"
+
+    for pair in (Pair("t", 1_700_000_900.9), Pair('é"', 5, "DPoP"), Pair("t", 5, 7)):
+        exp = int(pair.access_token_expires_at)
+        assert core.payload_bytes(pair, now=now) == dumps(
+            {
+                "access_token": pair.access_token,
+                "token_type": pair.token_type,
+                "expires_in": max(0, exp - int(now)),
+                "exp": exp,
+            }
+        )
+    assert core.payload_bytes({"x": "é", "n": 1}, now=now) == dumps({"x": "é", "n": 1})
+    for bad in ("", "lone-\ud800-surrogate", {"x": float("nan")}, {"x": object()}, 5, None):
+        with pytest.raises(errors.ValidationError):
+            core.payload_bytes(bad, now=now)

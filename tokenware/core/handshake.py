@@ -44,7 +44,6 @@ no session, of the CSRF token's random part), so both keys share one slot.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -516,30 +515,46 @@ def payload_bytes(payload: Any, *, now: float) -> bytes:
     Raises:
         ValidationError: anything else, or a mapping that is not JSON.
     """
-    if isinstance(payload, Mapping):
-        body = dict(payload)
-    elif isinstance(payload, str):
+    if isinstance(payload, str):  # before Mapping: a str never is one, and this is cheaper
         if not payload:
             raise ValidationError("empty handshake payload")
-        body = {"access_token": payload, "token_type": "Bearer"}
-        exp = _jwt_exp(payload)
-        if exp is not None:
-            body["expires_in"] = max(0, exp - int(now))
-            body["exp"] = exp
+        return _token_json(payload, "Bearer", _jwt_exp(payload), now)
+    if isinstance(payload, Mapping):
+        body = dict(payload)
     elif isinstance(getattr(payload, "access_token", None), str):
         exp = int(payload.access_token_expires_at)
+        token_type = getattr(payload, "token_type", "Bearer")
+        if isinstance(token_type, str):
+            return _token_json(payload.access_token, token_type, exp, now)
         body = {
             "access_token": payload.access_token,
-            "token_type": getattr(payload, "token_type", "Bearer"),
+            "token_type": token_type,
             "expires_in": max(0, exp - int(now)),
             "exp": exp,
         }
     else:
         raise ValidationError("handshake payload must be a str, a mapping or a TokenPair")
     try:
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return text.encode("utf-8")
+        return _JSON.encode(body).encode("utf-8")
     except (TypeError, ValueError) as exc:
+        raise ValidationError(f"handshake payload must be JSON: {exc}") from None
+
+
+#: json.dumps(..., separators=(",", ":"), ensure_ascii=False, allow_nan=False), built once.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _token_json(token: str, token_type: str, exp: int | None, now: float) -> bytes:
+    # Byte for byte _JSON.encode({"access_token": token, "token_type": token_type,
+    # ["expires_in": ..., "exp": exp]}), without walking a dict: two strings
+    # through the encoder's own escaping and two ints (int.__repr__, as json).
+    try:
+        head = f'{{"access_token":{_JSON.encode(token)},"token_type":{_JSON.encode(token_type)}'
+        if exp is None:
+            return f"{head}}}".encode()
+        exp = int(exp)  # a plain int, as json.dumps would print it
+        return f'{head},"expires_in":{max(0, exp - int(now))},"exp":{exp}}}'.encode()
+    except (TypeError, ValueError) as exc:  # a lone surrogate cannot be UTF-8
         raise ValidationError(f"handshake payload must be JSON: {exc}") from None
 
 
@@ -548,8 +563,11 @@ def _jwt_exp(token: str) -> int | None:
     parts = token.split(".")
     if len(parts) != 3 or len(parts[1]) > 8192:
         return None
+    segment = parts[1]
     try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        # = base64.urlsafe_b64decode(segment + padding): non-strict, as before.
+        raw = a2b_base64(segment.encode("ascii").translate(_TO_STD) + _PAD[len(segment) % 4])
+        claims = json.loads(raw)
     except (ValueError, TypeError):
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
