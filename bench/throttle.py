@@ -14,8 +14,9 @@ The limit is high so every hit is allowed (the write path).
 
 Built for a busy machine: every case runs once per round, for the same
 number of hits each round (calibrated in the warm-up to about ``--seconds``),
-and the rows are interleaved, in reverse order on odd rounds, so a burst of
-load elsewhere lands on all cases alike. Each round is timed with
+and the rows are interleaved, in reverse order on odd rounds (and within a
+round, in SLICES slices of alternating order), so a burst of load elsewhere
+lands on all cases alike. Each round is timed with
 ``time.perf_counter`` (wall clock) and ``time.thread_time`` (this thread's
 CPU). A Redis hit waits on the server, so the main figure is the **median
 wall-clock** microseconds per hit over the rounds, with the minimum next to
@@ -53,6 +54,8 @@ MAX_ITERATIONS = 200_000
 BUDGET = 60.0
 #: Wall-clock bound of one measurement, as a multiple of its target seconds.
 OVERRUN = 4.0
+#: Interleaved slices per round (see run_round).
+SLICES = 5
 #: No round starts after this many seconds of the run, and none runs past HARD_STOP.
 LAST_ROUND = 60.0
 HARD_STOP = 75.0
@@ -138,29 +141,51 @@ class Case:
         per_hit = (time.perf_counter() - start) / 200
         self.n = max(50, min(MAX_ITERATIONS, int(seconds / per_hit)))
 
-    def measure(self, seconds: float, stop_at: float) -> None:
-        """One round: ``n`` hits (fewer if the machine stalls far beyond ``seconds``).
-
-        ``stop_at`` is a ``perf_counter`` time no round may run past.
-        """
+    def measure(self, count: int, deadline: float) -> tuple[float, float, int]:
+        """``(wall s, cpu s, hits)`` of ``count`` hits, stopping early past ``deadline``."""
         func = self.func
         i = self.i
         n = 0
         wall0 = time.perf_counter()
         cpu0 = time.thread_time()
-        deadline = min(wall0 + seconds * OVERRUN, stop_at)
-        while n < self.n:
+        while n < count:
             func(i)
             i += 1
             n += 1
-            if n % 256 == 0 and time.perf_counter() > deadline:
+            if n % 64 == 0 and time.perf_counter() > deadline:
                 break
         cpu = time.thread_time() - cpu0
         wall = time.perf_counter() - wall0
         self.i = i
         self.hits += n
-        self.wall.append(wall / n * 1e6)
-        self.cpu.append(cpu / n * 1e6)
+        return wall, cpu, n
+
+
+def run_round(cases: list[Case], r: int, seconds: float, stop_at: float, client: Any) -> None:
+    """One round: every case's ``n`` hits, in SLICES interleaved slices.
+
+    Slices alternate the order of the cases (and odd rounds start reversed),
+    so load that comes and goes lands on every case alike; the round's time
+    of a case is the sum of its slices.
+    """
+    totals = {case.name: [0.0, 0.0, 0] for case in cases}
+    for s in range(SLICES):
+        order = cases if (r + s) % 2 == 0 else cases[::-1]
+        for case in order:
+            before = commandstats(client) if case.redis else {}
+            deadline = min(time.perf_counter() + seconds / SLICES * OVERRUN, stop_at)
+            wall, cpu, n = case.measure(max(1, case.n // SLICES), deadline)
+            total = totals[case.name]
+            total[0] += wall
+            total[1] += cpu
+            total[2] += n
+            if case.redis:
+                changed = delta(before, commandstats(client))
+                case.server_usec += sum(changed.get(c, (0, 0))[1] for c in SCRIPT_COMMANDS)
+    for case in cases:
+        wall, cpu, n = totals[case.name]
+        case.wall.append(wall / n * 1e6)
+        case.cpu.append(cpu / n * 1e6)
 
 
 @contextmanager
@@ -278,13 +303,7 @@ def main() -> None:
             if time.perf_counter() - started > LAST_ROUND:
                 break
             done += 1
-            order = cases if r % 2 == 0 else cases[::-1]
-            for case in order:
-                before = commandstats(client) if case.redis else {}
-                case.measure(seconds, started + HARD_STOP)
-                if case.redis:
-                    changed = delta(before, commandstats(client))
-                    case.server_usec += sum(changed.get(c, (0, 0))[1] for c in SCRIPT_COMMANDS)
+            run_round(cases, r, seconds, started + HARD_STOP, client)
 
         if done < rounds:
             print(f"  (time bound: {done} of {rounds} rounds)")
