@@ -61,9 +61,11 @@ class Throttle:
         self, key: str, rate: str | Rule | Rate, *, cost: int = 1, scope: str = ""
     ) -> Flow[Decision]:
         """The sans-I/O flow behind :meth:`hit`, for composing with other flows."""
-        rule = parse_rule(rate)
-        pairs = [(self._keys.key(key, r, scope=scope), r) for r in rule.rates]
-        return hit_flow(pairs, cost)
+        rates = parse_rule(rate).rates
+        if len(rates) == 1:
+            only = rates[0]
+            return hit_flow(((self._keys.key(key, only, scope=scope), only),), cost)
+        return hit_flow([(self._keys.key(key, r, scope=scope), r) for r in rates], cost)
 
 
 class AsyncThrottle(Protocol):

@@ -160,6 +160,13 @@ def test_non_tat_value_restarts(gcra_pair: StorePair, prefix: str) -> None:
         pytest.param(Gcra("k", 1.0, 0), id="zero-burst"),
         pytest.param(Gcra("k", 1.0, True), id="bool-burst"),
         pytest.param(Gcra("k", 1.0, 1, cost=1.5), id="float-cost"),  # type: ignore[arg-type]
+        pytest.param(Gcra("k", 1.0, 1, cost=True), id="bool-cost"),
+        pytest.param(Gcra("k", True, 1), id="bool-interval"),
+        pytest.param(Gcra("k", "1", 1), id="str-interval"),  # type: ignore[arg-type]
+        pytest.param(Gcra("k", 1.0, "1"), id="str-burst"),  # type: ignore[arg-type]
+        pytest.param(Gcra(None, 1.0, 1), id="none-key"),  # type: ignore[arg-type]
+        pytest.param(Gcra(b"k", 1.0, 1), id="bytes-key"),  # type: ignore[arg-type]
+        pytest.param(Gcra("k", 1.0, 1, cost=10**18), id="cost-overflow"),
         pytest.param(Gcra("k", 1e9, 10**6), id="tolerance-overflow"),
     ],
 )
@@ -167,6 +174,17 @@ def test_bad_hits_refused(gcra_pair: StorePair, op: Gcra) -> None:
     """Malformed hits are ValidationError before anything reaches the store."""
     with pytest.raises(ValidationError):
         gcra_pair.sync.gcra(op)
+
+
+class _Int(int):
+    """An int subclass: not the usual exact type, still a valid burst or cost."""
+
+
+def test_unusual_but_valid_types_accepted(gcra_pair: StorePair, prefix: str) -> None:
+    """An int interval and int subclasses take the full checks, and pass them."""
+    key = f"{prefix}:rl:{{a}}"
+    r = gcra_pair.sync.gcra(Gcra(key, 3600, _Int(3), cost=_Int(2)))
+    assert (r.allowed, r.remaining) == (True, 1)
 
 
 def test_async_face_shares_state(gcra_pair: StorePair, prefix: str) -> None:

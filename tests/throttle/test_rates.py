@@ -322,3 +322,60 @@ def test_key_mac_is_the_ring_name_mac() -> None:
     data = "\x00".join(("", "alice", f"10/{60.0!r}/10")).encode()
     expected = ring.name_mac("throttle", data)[:16].hex()
     assert KEYS.key("alice", RATE) == f"tw:rl:{{{expected}}}"
+
+
+def test_key_memo_gives_the_same_names() -> None:
+    """Remembered names equal freshly computed ones, for every key, rate and scope."""
+    keys = ThrottleKeys(ring=KEYS.ring, prefix="tw")
+    cases = [("alice", RATE, ""), ("alice", RATE, "login"), ("bob", Rate(1, 1.0, 5), "")]
+    first = [keys.key(k, r, scope=s) for k, r, s in cases]
+    assert [keys.key(k, r, scope=s) for k, r, s in cases] == first  # now from the memo
+    assert first == [KEYS._name(k, r, s) for k, r, s in cases]
+    # Equal rates spelled with an int period were named apart before the
+    # memo; they still are (the memo keys on the MAC'd text, not on ==).
+    assert Rate(10, 60, 10) == RATE
+    assert keys.key("alice", Rate(10, 60, 10)) != keys.key("alice", RATE)
+
+
+def test_key_memo_is_bounded() -> None:
+    """Client keys cannot grow the memo: it is emptied when full; long keys stay out."""
+    from tokenware.core import throttle
+
+    keys = ThrottleKeys(ring=KEYS.ring, prefix="tw")
+    for n in range(throttle.KEY_MEMO_SIZE + 10):
+        keys.key(f"k{n}", RATE)
+    assert 0 < len(keys._names) <= throttle.KEY_MEMO_SIZE
+    keys._names.clear()
+    long = "x" * (throttle.KEY_MEMO_MAX_LENGTH + 1)
+    assert keys.key(long, RATE) == KEYS._name(long, RATE, "")
+    assert not keys._names
+
+
+@pytest.mark.parametrize("key", ["", "x" * 4097, "\ud800", None, 5])
+def test_bad_keys_refused_with_a_warm_memo(key: object) -> None:
+    """Validation does not depend on what the memo holds."""
+    keys = ThrottleKeys(ring=KEYS.ring, prefix="tw")
+    keys.key("alice", RATE)
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            keys.key(key, RATE)  # type: ignore[arg-type]
+    assert list(keys._names) == [("alice", "", RATE._mac_text)]
+
+
+@pytest.mark.parametrize("result", [OK, NO])
+@pytest.mark.parametrize("cost", [0, 1, 3])
+def test_hit_flow_one_rate_as_the_general_loop(result: GcraResult, cost: int) -> None:
+    """One rate takes a shortcut; its op and decision are those of the general loop."""
+    rate = Rate(5, 1.0, 5)
+    ops, decision = run(hit_flow([("k", rate)], cost), [result])
+    # A per-pair cost list takes the general loop.
+    ops_general, general = run(hit_flow([("k", rate)], [cost]), [result])
+    assert ops == ops_general == [Gcra("k", rate.interval, 5, cost)]
+    assert decision == general
+    assert decision.policies == general.policies
+    assert len(decision.policies) == 1 and decision.policies[0].policies == ()
+    assert (decision.allowed, decision.remaining, decision.rate) == (
+        result.allowed,
+        result.remaining,
+        rate,
+    )

@@ -75,6 +75,10 @@ MAX_RULE_LENGTH = 1000
 MAX_KEY_LENGTH = 4096
 #: Longest tolerance (period / limit * burst): 100 years, as the stores allow.
 MAX_TOLERANCE = 100 * 365 * 24 * 3600
+#: Store key names each :class:`ThrottleKeys` remembers; emptied when full.
+KEY_MEMO_SIZE = 4096
+#: Longest caller key whose name is remembered (longer ones are hashed every hit).
+KEY_MEMO_MAX_LENGTH = 256
 
 _RATE = re.compile(
     r"\s*(?P<limit>[0-9]+)\s*(?:/|\s[Pp][Ee][Rr]\s)\s*(?:(?P<count>[0-9]+)\s*)?(?P<unit>[A-Za-z]+)\s*"
@@ -102,6 +106,9 @@ class Rate:
     limit: int
     period: float
     burst: int
+    # What ThrottleKeys.key MACs for this rate, computed once (not compared:
+    # it is a function of the three fields above).
+    _mac_text: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("limit", "burst"):
@@ -112,6 +119,8 @@ class Rate:
             raise ValidationError(f"rate period must be positive seconds, got {self.period!r}")
         if self.period / self.limit * self.burst > MAX_TOLERANCE:
             raise ValidationError("rate period / limit * burst exceeds 100 years")
+        text = f"{self.limit}/{self.period!r}/{self.burst}"
+        object.__setattr__(self, "_mac_text", text)
 
     @property
     def interval(self) -> float:
@@ -158,6 +167,8 @@ def parse_rule(text: str | Rule | Rate) -> Rule:
         ValidationError: a malformed string; the message quotes the
             offending part.
     """
+    if type(text) is str and len(text) <= MAX_RULE_LENGTH:  # the common case, first
+        return _parse(text)
     if isinstance(text, Rule):
         return text
     if isinstance(text, Rate):
@@ -225,12 +236,19 @@ class ThrottleKeys:
     ring: KeyRing
     prefix: str
     _mac: hmac.HMAC = field(init=False, repr=False, compare=False)
+    _names: dict[tuple[str, str, str], str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The keyed state of ring.name_mac("throttle", ...), computed once and
         # copied per key: the same MAC without re-deriving the key per hit.
         sub = self.ring.index_key.derive("throttle")
         object.__setattr__(self, "_mac", hmac.new(sub, digestmod=hashlib.sha256))
+        # (key, scope, rate) -> name, for the few keys a busy limiter sees
+        # again and again. Keys are client input, so the memo is bounded
+        # (KEY_MEMO_SIZE names of at most KEY_MEMO_MAX_LENGTH characters) and
+        # emptied when full. Whether a key is in it shows only in timing, and
+        # says less than the remaining count a hit on that key reports anyway.
+        object.__setattr__(self, "_names", {})
 
     def key(self, key: str, rate: Rate, *, scope: str = "") -> str:
         """The store key of caller key ``key`` under ``rate`` (and ``scope``).
@@ -242,14 +260,28 @@ class ThrottleKeys:
             ValidationError: ``key`` is not a non-empty string of at most
                 :data:`MAX_KEY_LENGTH` characters, or is not valid Unicode.
         """
+        memo = None
+        if type(key) is str and type(scope) is str and len(key) <= KEY_MEMO_MAX_LENGTH:
+            memo = (key, scope, rate._mac_text)
+            name = self._names.get(memo)
+            if name is not None:
+                return name
+        name = self._name(key, rate, scope)  # validates: only valid names are memoised
+        if memo is not None:
+            names = self._names
+            if len(names) >= KEY_MEMO_SIZE:
+                names.clear()
+            names[memo] = name
+        return name
+
+    def _name(self, key: str, rate: Rate, scope: str) -> str:
+        """:meth:`key` without the memo: validate, then MAC."""
         if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
             raise ValidationError(
                 f"throttle key must be a non-empty string of at most {MAX_KEY_LENGTH} characters"
             )
         try:
-            data = "\x00".join((scope, key, f"{rate.limit}/{rate.period!r}/{rate.burst}")).encode(
-                "utf-8"
-            )
+            data = "\x00".join((scope, key, rate._mac_text)).encode("utf-8")
         except UnicodeEncodeError:
             raise ValidationError("throttle key contains a lone surrogate") from None
         mac = self._mac.copy()
@@ -323,6 +355,21 @@ def hit_flow(keys: Sequence[tuple[str, Rate]], cost: int | Sequence[int] = 1) ->
         The denying rate's decision, or when all pass the one with the
         fewest remaining hits; ``policies`` holds every rate checked.
     """
+    if len(keys) == 1 and type(cost) is int and cost >= 0:
+        # One rate (the common case): nothing to refund, so the same result
+        # as the loop below, without its bookkeeping.
+        key, rate = keys[0]
+        result: GcraResult = yield Gcra(key, rate.interval, rate.burst, cost)
+        entry = _decision(rate, result)
+        return Decision(
+            result.allowed,
+            rate.limit,
+            result.remaining,
+            result.retry_after,
+            result.reset_after,
+            rate,
+            (entry,),
+        )
     if not keys:
         raise ValidationError("nothing to throttle: no rates")
     costs = list(cost) if isinstance(cost, Sequence) else [cost] * len(keys)
@@ -334,7 +381,7 @@ def hit_flow(keys: Sequence[tuple[str, Rate]], cost: int | Sequence[int] = 1) ->
     taken: list[tuple[str, Rate, int]] = []
     decisions: list[Decision] = []
     for (key, rate), each in zip(keys, costs, strict=True):
-        result: GcraResult = yield Gcra(key, rate.interval, rate.burst, each)
+        result = yield Gcra(key, rate.interval, rate.burst, each)
         decision = _decision(rate, result)
         decisions.append(decision)
         if not result.allowed:

@@ -153,9 +153,30 @@ def check_gcra(op: Gcra) -> tuple[int, int]:
             finite number, a burst that is not a positive int, a cost that
             is not an int, or a tolerance beyond 100 years.
     """
-    if not isinstance(op.key, str) or not op.key:
+    key, interval, burst, cost = op.key, op.interval, op.burst, op.cost
+    # The usual exact types first (bool is not int to type()); anything else,
+    # subclasses included, goes through the full checks.
+    if not (
+        type(key) is str
+        and key
+        and type(interval) is float
+        and 0.0 < interval < math.inf
+        and type(burst) is int
+        and burst >= 1
+        and type(cost) is int
+    ):
+        _check_gcra_fields(key, interval, burst, cost)
+    t_us = max(1, round(interval * 1_000_000))
+    tau = t_us * burst
+    if tau > MAX_GCRA_TOLERANCE_US or abs(cost) * t_us > MAX_GCRA_TOLERANCE_US:
+        raise ValidationError("gcra interval * burst (or * cost) exceeds 100 years")
+    return t_us, tau
+
+
+def _check_gcra_fields(key: object, interval: object, burst: object, cost: object) -> None:
+    """The type and range checks of :func:`check_gcra`, for any input."""
+    if not isinstance(key, str) or not key:
         raise ValidationError("gcra key must be a non-empty string")
-    interval = op.interval
     if (
         isinstance(interval, bool)
         or not isinstance(interval, (int, float))
@@ -164,16 +185,11 @@ def check_gcra(op: Gcra) -> tuple[int, int]:
         raise ValidationError(
             f"gcra interval must be a positive number of seconds, got {interval!r}"
         )
-    for name, value, low in (("burst", op.burst, 1), ("cost", op.cost, None)):
+    for name, value, low in (("burst", burst, 1), ("cost", cost, None)):
         if isinstance(value, bool) or not isinstance(value, int) or (low and value < low):
             raise ValidationError(
                 f"gcra {name} must be an int{' >= 1' if low else ''}, got {value!r}"
             )
-    t_us = max(1, round(interval * 1_000_000))
-    tau = t_us * op.burst
-    if tau > MAX_GCRA_TOLERANCE_US or abs(op.cost) * t_us > MAX_GCRA_TOLERANCE_US:
-        raise ValidationError("gcra interval * burst (or * cost) exceeds 100 years")
-    return t_us, tau
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,11 +181,13 @@ class MemoryStore:
     def gcra(self, op: Gcra) -> GcraResult:
         """One GCRA hit under the lock, on the injected clock."""
         t_us, tau = check_gcra(op)
+        key = op.key
         with self._lock:
-            self._check()
+            if self._forked:
+                self._check()
             now_s = self._clock()
             now = round(now_s * 1_000_000)
-            value = self._live(op.key, now_s)
+            value = self._live(key, now_s)
             stored = None
             if isinstance(value, bytes):
                 try:
@@ -194,12 +196,13 @@ class MemoryStore:
                     stored = None  # not a TAT: the hit starts the key afresh
             step = gcra_step(stored, now, t_us, tau, op.cost)
             if step.write:
-                if step.tat > now:
-                    self._data[op.key] = b"%d" % step.tat
-                    self._expiry[op.key] = now_s + (step.tat - now) / 1_000_000
+                tat = step.tat
+                if tat > now:
+                    self._data[key] = b"%d" % tat
+                    self._expiry[key] = now_s + (tat - now) / 1_000_000
                 else:
-                    self._data.pop(op.key, None)
-                    self._expiry.pop(op.key, None)
+                    self._data.pop(key, None)
+                    self._expiry.pop(key, None)
             return step.result
 
     def close(self) -> None:
