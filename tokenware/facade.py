@@ -159,7 +159,8 @@ class Tokenware:
 
     def _verify_jwt(self, token: str) -> Flow[Identity]:
         # Late-bound, so a tw.jwt replaced by Jwt.over(tw, ...) is the one used.
-        return self.jwt._authenticate(token)
+        jwt = self.jwt
+        return jwt._verify(token, jwt._clock())
 
     def _authenticate_flow(self, authorization: str | None) -> Flow[Identity]:
         """The flow of :meth:`authenticate`, for the middlewares' drivers."""

@@ -187,15 +187,19 @@ class Jwt:
         if not isinstance(access_token, str):
             raise ValidationError("access_token must be a string")
         cache = self._cache
-        key = b"" if cache is None else cache.key(access_token)
-        hit = None if cache is None else cache.get(key, now)
-        if hit is None:
+        if cache is None:
             claims = self._codec.decode(access_token, now=now)
             identity = identity_from(claims)
-            if cache is not None:
-                cache.put(key, (claims, identity))
         else:
-            claims, identity = hit
+            # Inlined cache.get: this runs for every request with a JWT.
+            key = hashlib.sha256(access_token.encode()).digest()
+            hit = cache.entries.get(key)
+            if hit is None or now >= hit[0].expires_at:
+                claims = self._codec.decode(access_token, now=now)
+                identity = identity_from(claims)
+                cache.put(key, (claims, identity))
+            else:
+                claims, identity = hit
         if self._check_family:
             # Never served from the cache: a revoked family must stop its
             # access tokens on the next request.
@@ -203,10 +207,6 @@ class Jwt:
             if not isinstance(sid, str) or not (yield from self._rules.family_live(sid, now=now)):
                 raise RevokedToken("the access token's refresh family is revoked or expired")
         return identity
-
-    def _authenticate(self, access_token: str) -> Flow[Identity]:
-        """The verification flow ``tw.authenticate`` runs for a JWT."""
-        return self._verify(access_token, self._clock())
 
     def refresh(self, refresh_token: str, access_token: str | None = None) -> TokenPair:
         """Exchange a refresh token for a new pair; the presented one is used up.
@@ -257,46 +257,36 @@ class Jwt:
 
 
 class _VerifiedCache:
-    """Verified access tokens by SHA-256 of the token: their claims and the
-    identity they prove (both immutable, so shared between requests);
-    bounded, oldest out first, and never used at or after the token's ``exp``.
+    """Verified access tokens by SHA-256 of the token (never the token
+    itself): their claims and the identity they prove (both immutable, so
+    shared between requests); bounded, oldest out first. Readers check the
+    token's ``exp`` on every hit (see ``Jwt._verify``), so an entry is never
+    used at or after it; an expired entry is replaced when that token is
+    verified again, or ages out.
 
-    Shared by ``tw.jwt`` and ``tw.aio.jwt`` (and their threads), hence the lock.
+    Shared by ``tw.jwt`` and ``tw.aio.jwt`` (and their threads): writes take
+    the lock, reads are single dict lookups.
     """
 
-    __slots__ = ("_entries", "_lock", "_size")
+    __slots__ = ("_lock", "_size", "entries")
 
     def __init__(self, size: int) -> None:
         self._size = size
         # An OrderedDict, not a dict: evicting a dict's first key walks over
         # every slot already evicted, an O(size) scan per miss once full.
-        self._entries: OrderedDict[bytes, tuple[AccessClaims, Identity]] = OrderedDict()
+        self.entries: OrderedDict[bytes, tuple[AccessClaims, Identity]] = OrderedDict()
         self._lock = threading.Lock()
-
-    @staticmethod
-    def key(token: str) -> bytes:
-        """The cache key of ``token``: never the token itself."""
-        return hashlib.sha256(token.encode()).digest()
-
-    def get(self, key: bytes, now: float) -> tuple[AccessClaims, Identity] | None:
-        hit = self._entries.get(key)
-        if hit is None:
-            return None
-        if now >= hit[0].expires_at:
-            with self._lock:
-                self._entries.pop(key, None)
-            return None
-        return hit
 
     def put(self, key: bytes, hit: tuple[AccessClaims, Identity]) -> None:
         with self._lock:
-            entries = self._entries
+            entries = self.entries
+            entries.pop(key, None)
             while len(entries) >= self._size:
                 entries.popitem(last=False)
             entries[key] = hit
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
 
 class AsyncJwt(Protocol):
