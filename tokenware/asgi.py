@@ -94,7 +94,7 @@ class TokenwareMiddleware(Middleware[ASGIApp]):
             await self.app(scope, receive, send)
             return
         websocket = kind == "websocket"
-        method = "GET" if websocket else str(scope.get("method", "GET")).upper()
+        method = "GET" if websocket else str(scope.get("method") or "GET").upper()
         path = asgi_path(scope)
         endpoints = self.endpoints
         if not websocket and endpoints.claims(path):
@@ -102,25 +102,28 @@ class TokenwareMiddleware(Middleware[ASGIApp]):
             if served is not None:
                 await send_asgi_response(send, served)
                 return
-        authorization: list[str] = []
-        forwarded: list[str] = []
-        cookies: list[str] = []
+        # One pass over the headers; the lists are made only when a header
+        # repeats (rare), as this runs for every request.
+        authorization: tuple[str, ...] = ()
+        forwarded: tuple[str, ...] = ()
+        cookies: tuple[str, ...] = ()
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
-                authorization.append(value.decode("latin-1"))
+                authorization = (*authorization, value.decode("latin-1"))
             elif name == b"x-forwarded-for":
-                forwarded.append(value.decode("latin-1"))
+                forwarded = (*forwarded, value.decode("latin-1"))
             elif name == b"cookie":
-                cookies.append(value.decode("latin-1"))
+                cookies = (*cookies, value.decode("latin-1"))
         client = scope.get("client")
+        query = scope.get("query_string")
         view = RequestView(
-            method=method,
-            path=path,
-            authorization=tuple(authorization),
-            query_string=bytes(scope.get("query_string", b"")).decode("latin-1"),
-            client=None if not client else str(client[0]),
-            forwarded_for=tuple(forwarded),
-            websocket=websocket,
+            method,
+            path,
+            authorization,
+            query.decode("latin-1") if query else "",
+            str(client[0]) if client else None,
+            forwarded,
+            websocket,
         )
         tw = self.tokenware
         scope["tokenware"] = tw
