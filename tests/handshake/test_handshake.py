@@ -437,3 +437,16 @@ def test_payload_bytes_is_the_compact_json_of_the_payload() -> None:
     for bad in ("", "lone-\ud800-surrogate", {"x": float("nan")}, {"x": object()}, 5, None):
         with pytest.raises(errors.ValidationError):
             core.payload_bytes(bad, now=now)
+
+
+def test_keyed_mac_is_hmac_sha256() -> None:
+    import hashlib
+    import hmac
+    import os
+
+    for key_length in (0, 1, 31, 32, 33, 63, 64, 65, 100, 128, 200):
+        key = os.urandom(key_length)
+        mac = core._KeyedMac(key)
+        for data in (b"", b"x", os.urandom(16), os.urandom(64), os.urandom(65), os.urandom(1000)):
+            assert mac(data) == hmac.new(key, data, hashlib.sha256).digest()
+        assert mac(b"again") == mac(b"again")  # the absorbed states are copied, not fed

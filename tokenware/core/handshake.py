@@ -319,16 +319,37 @@ class CsrfCookie:
 CSRF_SALT = "tokenware-handshake-csrf"
 
 
-def _keyed(key: bytes) -> hmac.HMAC:
-    """An HMAC-SHA256 state keyed with ``key`` and fed nothing yet: copy it per use."""
-    return hmac.new(key, digestmod=hashlib.sha256)
+class _KeyedMac:
+    """HMAC-SHA256 under one fixed key, the key's two pad blocks absorbed once.
+
+    RFC 2104: ``HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m))``. The two
+    64-byte prefixes are hashed here, and their SHA-256 states copied per
+    message: the bytes of ``hmac.new(key, m, hashlib.sha256).digest()``
+    (tested) without the per-call key setup or the ``hmac`` module's
+    Python wrappers.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _SHA256_BLOCK:
+            key = hashlib.sha256(key).digest()
+        block = key.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(block.translate(_IPAD))
+        self._outer = hashlib.sha256(block.translate(_OPAD))
+
+    def __call__(self, data: bytes) -> bytes:
+        """``HMAC-SHA256(key, data)``."""
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
-def _mac(state: hmac.HMAC, data: bytes) -> bytes:
-    """``HMAC-SHA256(key, data)`` from a keyed state (which stays unfed)."""
-    mac = state.copy()
-    mac.update(data)
-    return mac.digest()
+_SHA256_BLOCK = 64
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class _CsrfSigner(Signer):
@@ -344,13 +365,13 @@ class _CsrfSigner(Signer):
 
     def __init__(self, keys: Sequence[bytes]) -> None:
         super().__init__(list(keys), salt=CSRF_SALT, digest_method=hashlib.sha256)
-        states = [_keyed(self.derive_key(key)) for key in self.secret_keys]
-        self._signing = states[-1]
-        self._verifying = states[::-1]
+        macs = [_KeyedMac(self.derive_key(key)) for key in self.secret_keys]
+        self._signing = macs[-1]
+        self._verifying = macs[::-1]
 
     def get_signature(self, value: str | bytes) -> bytes:
         # Signer.get_signature: base64 of HMAC(derive_key(newest), value).
-        return base64_encode(_mac(self._signing, want_bytes(value)))
+        return base64_encode(self._signing(want_bytes(value)))
 
     def verify_signature(self, value: str | bytes, sig: str | bytes) -> bool:
         # Signer.verify_signature: the same decoding (itsdangerous' own), every
@@ -360,8 +381,8 @@ class _CsrfSigner(Signer):
         except Exception:
             return False
         data = want_bytes(value)
-        for state in self._verifying:
-            if hmac.compare_digest(raw, _mac(state, data)):
+        for mac in self._verifying:
+            if hmac.compare_digest(raw, mac(data)):
                 return True
         return False
 
@@ -379,7 +400,7 @@ class CsrfTokens:
     ring: KeyRing
     max_age: float = CSRF_MAX_AGE
     _signer: _CsrfSigner = field(init=False, repr=False, compare=False)
-    _bind: hmac.HMAC = field(init=False, repr=False, compare=False)
+    _bind: _KeyedMac = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Built once per ring (the ring is immutable): itsdangerous signs with
@@ -387,11 +408,11 @@ class CsrfTokens:
         keys = [k.derive("handshake-csrf") for k in reversed(self.ring.keys)]
         object.__setattr__(self, "_signer", _CsrfSigner(keys))
         # ring.mac("handshake-csrf-session", ...), keyed once.
-        bind = _keyed(self.ring.current.derive("handshake-csrf-session"))
+        bind = _KeyedMac(self.ring.current.derive("handshake-csrf-session"))
         object.__setattr__(self, "_bind", bind)
 
     def _binding(self, session: str) -> str:
-        return b64u(_mac(self._bind, session.encode("utf-8"))[:16])
+        return b64u(self._bind(session.encode("utf-8"))[:16])
 
     def issue(self, *, session: str | None = None, now: float, rand: Random) -> str:
         """A new token, bound to ``session`` when given."""
@@ -686,9 +707,9 @@ class HandshakeRules:
     address_rates: tuple[Rate, ...] = ()
     replay_ttl: float = REPLAY_TTL
     csrf: CsrfTokens
-    _tag_mac: hmac.HMAC = field(init=False, repr=False, compare=False)
-    _nonce_mac: hmac.HMAC = field(init=False, repr=False, compare=False)
-    _epk_mac: hmac.HMAC = field(init=False, repr=False, compare=False)
+    _tag_mac: _KeyedMac = field(init=False, repr=False, compare=False)
+    _nonce_mac: _KeyedMac = field(init=False, repr=False, compare=False)
+    _epk_mac: _KeyedMac = field(init=False, repr=False, compare=False)
     _limiter: ThrottleKeys = field(init=False, repr=False, compare=False)
 
     @classmethod
@@ -742,18 +763,18 @@ class HandshakeRules:
             ("_nonce_mac", "handshake-nonce"),
             ("_epk_mac", "handshake-epk"),
         ):
-            object.__setattr__(self, name, _keyed(index.derive(purpose)))
+            object.__setattr__(self, name, _KeyedMac(index.derive(purpose)))
         object.__setattr__(self, "_limiter", ThrottleKeys(ring=self.ring, prefix=self.prefix))
 
     def _tag(self, binding: str) -> str:
-        mac = _mac(self._tag_mac, binding.encode("utf-8"))
+        mac = self._tag_mac(binding.encode("utf-8"))
         return mac[:TAG_LENGTH].translate(_TO_BASE62).decode("ascii")
 
     def replay_keys(self, binding: str, epk: bytes, nonce: bytes) -> tuple[str, str]:
         """The two replay-guard keys (one hash tag) for a session and request."""
         tag = self._tag(binding)
-        n = _mac(self._nonce_mac, nonce)[:16].hex()
-        k = _mac(self._epk_mac, hashlib.sha256(epk).digest())[:16].hex()
+        n = self._nonce_mac(nonce)[:16].hex()
+        k = self._epk_mac(hashlib.sha256(epk).digest())[:16].hex()
         base = f"{self.prefix}:hs:{{{tag}}}"
         return f"{base}:n:{n}", f"{base}:k:{k}"
 
