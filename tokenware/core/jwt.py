@@ -31,9 +31,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tokenware.core import jws
 from tokenware.core.jwt_keys import JwtKey, JwtKeys
@@ -82,8 +81,7 @@ _SCOPE_RE = re.compile(rf"{_SCOPE_TOKEN}(?: {_SCOPE_TOKEN})*")
 _MAX_DATE = 2**53
 
 
-@dataclass(frozen=True, slots=True)
-class AccessClaims:
+class AccessClaims(NamedTuple):
     """The claims of an access token that verified.
 
     Attributes:
@@ -93,6 +91,9 @@ class AccessClaims:
         expires_at: ``exp``, seconds since the epoch.
         scopes: the tokens of ``scope``.
         claims: every claim, registered ones included (read-only).
+
+    A named tuple (immutable like a frozen dataclass, built several times
+    faster): one is made for every token verified.
     """
 
     subject: str
