@@ -86,7 +86,7 @@ def sealed(payload: Any, ensure_ascii: bool) -> str:
     return SEALER.seal(raw, TOKEN_CONTEXT)
 
 
-@fuzz(0.5)
+@FUZZ
 @given(
     payload=payloads,
     ensure_ascii=st.booleans(),

@@ -267,7 +267,7 @@ def test_random_and_mutated_tokens_parse_strictly_and_never_verify(token: Any) -
 # --- signed random headers and claims: the checks behind the signature ----------------------
 
 
-@fuzz(0.5)
+@FUZZ
 @given(
     alg=st.sampled_from(jws.ALGORITHMS),
     header_edits=st.lists(st.sampled_from(HEADER_EDITS), max_size=2).map(dict),
