@@ -250,7 +250,7 @@ class Handshake(_Base):
             )
         )
         value = payload() if callable(payload) else payload
-        if inspect.isawaitable(value):
+        if type(value) is not str and inspect.isawaitable(value):
             if inspect.iscoroutine(value):
                 value.close()
             raise TypeError("an async payload callable needs tw.aio.handshake.respond")

@@ -48,7 +48,6 @@ import hashlib
 import hmac
 import json
 import re
-import struct
 from binascii import a2b_base64, b2a_base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,6 +131,13 @@ CSRF_MAX_AGE = 12 * 3600.0
 SESSION_RATE = "10/minute"
 ADDRESS_RATE = "60/minute"
 TAG_LENGTH = 4
+
+_LABEL_0 = LABEL + b"\x00"
+_KEY_INFO = LABEL + b" key"
+# Stateless descriptors, made once.
+_P256 = ec.SECP256R1()
+_ECDH = ec.ECDH()
+_SHA256 = hashes.SHA256()
 
 Delivery = Literal["header", "body"]
 
@@ -445,13 +451,14 @@ class CsrfTokens:
             raise CsrfFailed("no CSRF token")
         if len(token) > MAX_CSRF_LENGTH or not token.isascii():
             raise CsrfFailed("malformed CSRF token")
+        raw = token.encode("ascii")
         if check_cookie:
             if not isinstance(cookie, str) or len(cookie) > MAX_CSRF_LENGTH or not cookie.isascii():
                 raise CsrfFailed("no CSRF cookie")
-            if not hmac.compare_digest(token.encode("ascii"), cookie.encode("ascii")):
+            if not hmac.compare_digest(raw, cookie.encode("ascii")):
                 raise CsrfFailed("CSRF token does not match the cookie")
         try:
-            value, _, stamp = self._signer.unsign(token).decode("ascii").rpartition(".")
+            value, _, stamp = self._signer.unsign(raw).decode("ascii").rpartition(".")
         except BadSignature:
             raise CsrfFailed("CSRF token signature") from None
         if not stamp.isdigit() or len(stamp) > 12 or not 0 <= now - int(stamp) <= self.max_age:
@@ -482,7 +489,7 @@ def load_client_key(request: HandshakeRequest) -> tuple[ec.EllipticCurvePublicKe
     if epk[0] != 0x04:
         raise HandshakeError("client key is not an uncompressed SEC1 point")
     try:
-        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), epk)
+        key = ec.EllipticCurvePublicKey.from_encoded_point(_P256, epk)
     except ValueError:
         raise HandshakeError("client key is not a point on P-256") from None
     return key, epk, nonce
@@ -492,6 +499,12 @@ def transcript_hash(
     *, origin: str, epk_c: bytes, n_c: bytes, epk_s: bytes, n_s: bytes, csrf_token: str
 ) -> bytes:
     """TH of §2.5: binds origin, both keys, both nonces and the CSRF token."""
+    return _transcript(origin, epk_c, n_c, epk_s, n_s, csrf_token)
+
+
+def _transcript(
+    origin: str, epk_c: bytes, n_c: bytes, epk_s: bytes, n_s: bytes, csrf_token: str
+) -> bytes:
     raw_origin = origin.encode("ascii")
     if len(raw_origin) > 0xFFFF:
         raise ValidationError("origin too long")
@@ -499,9 +512,8 @@ def transcript_hash(
     return hashlib.sha256(
         b"".join(
             (
-                LABEL,
-                b"\x00",
-                struct.pack(">H", len(raw_origin)),
+                _LABEL_0,  # LABEL ‖ 0x00
+                len(raw_origin).to_bytes(2, "big"),
                 raw_origin,
                 epk_c,
                 n_c,
@@ -515,9 +527,7 @@ def transcript_hash(
 
 def derive_key(z: bytes, n_c: bytes, n_s: bytes, th: bytes) -> bytes:
     """K of §2.5: HKDF-SHA256 over the ECDH secret, salted by both nonces."""
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=n_c + n_s, info=LABEL + b" key" + th
-    ).derive(z)
+    return HKDF(algorithm=_SHA256, length=32, salt=n_c + n_s, info=_KEY_INFO + th).derive(z)
 
 
 # --- the payload and the reply -------------------------------------------------------
@@ -812,25 +822,17 @@ def accept_flow(
         yield from _throttle(rules, address, rules.address_rates, "hs-address")
     client_key, epk, nonce = load_client_key(request)  # 4
     nonce_key, epk_key = rules.replay_keys(binding, epk, nonce)  # 5
+    ttl = rules.replay_ttl
     fresh = yield Apply(
         Batch(
-            guards=(Absent(nonce_key), Absent(epk_key)),
-            writes=(
-                Put(nonce_key, b"1", ttl=rules.replay_ttl),
-                Put(epk_key, b"1", ttl=rules.replay_ttl),
-            ),
+            (Absent(nonce_key), Absent(epk_key)),
+            (Put(nonce_key, b"1", ttl), Put(epk_key, b"1", ttl)),
         )
     )
     if not fresh:
         raise HandshakeReplayed("nonce or client key seen before")
-    return Accepted(
-        client_key=client_key,
-        epk=epk,
-        nonce=nonce,
-        origin=canonical,
-        csrf_token=csrf_token,
-        handshake_id=hashlib.sha256(nonce).hexdigest()[:32],
-    )
+    handshake_id = hashlib.sha256(nonce).hexdigest()[:32]
+    return Accepted(client_key, epk, nonce, canonical, csrf_token, handshake_id)
 
 
 def _throttle(rules: HandshakeRules, key: str, rates: tuple[Rate, ...], scope: str) -> Flow[None]:
@@ -865,28 +867,14 @@ def seal(
             f"above the {MAX_HEADER_DELIVERY}-byte limit of header delivery; "
             "use handshake delivery 'body' or a smaller payload"
         )
-    key = server_key if server_key is not None else ec.generate_private_key(ec.SECP256R1())
+    key = server_key if server_key is not None else ec.generate_private_key(_P256)
     epk_s = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     n_s = rand(NONCE_LENGTH)
     iv = rand(IV_LENGTH)
     if len(n_s) != NONCE_LENGTH or len(iv) != IV_LENGTH:
         raise ValidationError("the random source returned the wrong number of bytes")
-    z = key.exchange(ec.ECDH(), accepted.client_key)
-    th = transcript_hash(
-        origin=accepted.origin,
-        epk_c=accepted.epk,
-        n_c=accepted.nonce,
-        epk_s=epk_s,
-        n_s=n_s,
-        csrf_token=accepted.csrf_token,
-    )
-    k = derive_key(z, accepted.nonce, n_s, th)
-    ct = AESGCM(k).encrypt(iv, plaintext, th)
-    return HandshakeReply(
-        delivery=delivery,
-        epk=epk_s,
-        nonce=n_s,
-        iv=iv,
-        ciphertext=ct,
-        handshake_id=accepted.handshake_id,
-    )
+    z = key.exchange(_ECDH, accepted.client_key)
+    n_c = accepted.nonce
+    th = _transcript(accepted.origin, accepted.epk, n_c, epk_s, n_s, accepted.csrf_token)
+    ct = AESGCM(derive_key(z, n_c, n_s, th)).encrypt(iv, plaintext, th)
+    return HandshakeReply(delivery, epk_s, n_s, iv, ct, accepted.handshake_id)
