@@ -9,6 +9,7 @@ change a decision, and compare times with a small tolerance.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from _support import NETWORKED, backend_url
 from tokenware.core.ops import Batch, Gcra, GcraResult, Put
 from tokenware.errors import ValidationError
 from tokenware.stores import StorePair, store_from_url
+from tokenware.stores.base import MAX_GCRA_TOLERANCE_US, gcra_step
 from tokenware.testing import FrozenClock
 
 HOUR = 3600.0
@@ -187,6 +189,26 @@ def test_unusual_but_valid_types_accepted(gcra_pair: StorePair, prefix: str) -> 
     assert (r.allowed, r.remaining) == (True, 1)
 
 
+def test_script_flush_reloads_gcra(backend: str, gcra_pair: StorePair, prefix: str) -> None:
+    """After SCRIPT FLUSH a hit still runs, once (EVALSHA -> NOSCRIPT -> SCRIPT LOAD -> EVALSHA)."""
+    if backend not in NETWORKED:
+        pytest.skip("only Redis caches scripts")
+    op = Gcra(f"{prefix}:rl:{{a}}", HOUR, 5)
+    control = gcra_pair.sync.client  # type: ignore[attr-defined]
+    assert gcra_pair.sync.gcra(op).remaining == 4
+    control.script_flush()  # on a cluster: every primary
+    assert gcra_pair.sync.gcra(op).remaining == 3
+
+    async def main() -> GcraResult:
+        try:
+            control.script_flush()
+            return await gcra_pair.aio.gcra(op)
+        finally:
+            await gcra_pair.aio.aclose()
+
+    assert asyncio.run(main()).remaining == 2  # counted once, not twice
+
+
 def test_async_face_shares_state(gcra_pair: StorePair, prefix: str) -> None:
     """The async face counts against the same key as the sync face."""
     op = Gcra(f"{prefix}:rl:{{a}}", HOUR, 4)
@@ -200,3 +222,55 @@ def test_async_face_shares_state(gcra_pair: StorePair, prefix: str) -> None:
 
     results = asyncio.run(main())
     assert [r.allowed for r in results] == [True, True, False]
+
+
+def _cases(n: int) -> Iterator[tuple[int | None, int, int, int, int]]:
+    """``(stored, now, T, tau, cost)``: fresh, idle, busy and over-full keys, every cost sign."""
+    rng = random.Random(1234)
+    for _ in range(n):
+        now = 1_700_000_000_000_000 + rng.randrange(10**12)
+        t_us = rng.choice([1, 7, 1000, 60_000_000, rng.randrange(1, 10**9)])
+        burst = rng.choice([1, 2, 10, rng.randrange(1, 10**6)])
+        while t_us * burst > MAX_GCRA_TOLERANCE_US:
+            burst //= 2
+        tau = t_us * max(burst, 1)
+        stored = rng.choice(
+            [None, now - rng.randrange(1, 10**9), now + rng.randrange(0, tau + 2 * t_us)]
+        )
+        cost = rng.choice([0, 1, 1, 1, 2, -1, -3, burst, burst + 1])
+        yield stored, now, t_us, tau, cost
+
+
+def test_lua_matches_gcra_step(backend: str, gcra_pair: StorePair, prefix: str) -> None:
+    """gcra.lua decides and writes exactly as gcra_step, on the same clock reading.
+
+    The test runs the script with its TIME call replaced by ARGV (the only
+    change), so Redis sees chosen clock readings.
+    """
+    if backend != "redis":
+        pytest.skip("the script on one Redis server")
+    from tokenware.stores.redis import _GCRA_LUA, _gcra_result
+
+    source = _GCRA_LUA.replace("redis.call('TIME')", "{ARGV[4], ARGV[5]}")
+    assert source.count("{ARGV[4], ARGV[5]}") == 1
+    client = gcra_pair.sync.client  # type: ignore[attr-defined]
+    script = client.register_script(source)
+    key = f"{prefix}:rl:{{lua}}"
+    for stored, now, t_us, tau, cost in _cases(400):
+        client.delete(key)
+        if stored is not None:
+            client.set(key, str(stored), ex=3600)
+        reply = script(keys=[key], args=[t_us, tau, cost, now // 10**6, now % 10**6])
+        with client.pipeline(transaction=True) as pipe:
+            value, pttl = pipe.get(key).pttl(key).execute()
+        step = gcra_step(stored, now, t_us, tau, cost)
+        assert _gcra_result(reply) == step.result, (stored, now, t_us, tau, cost)
+        if not step.write:
+            assert value == (None if stored is None else str(stored).encode())
+        elif step.tat > now:
+            ttl_ms = -(-(step.tat - now) // 1000)
+            if ttl_ms > 50:  # a shorter one may be gone already
+                assert value == str(step.tat).encode()
+                assert ttl_ms - 1000 < pttl <= ttl_ms
+        else:
+            assert value is None

@@ -27,6 +27,7 @@ disabled or renamed is logged at debug level and not checked.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 import weakref
@@ -73,6 +74,8 @@ PURGE_BATCH = 500
 
 _APPLY_LUA = resources.files("tokenware.stores.lua").joinpath("apply.lua").read_text("utf-8")
 _GCRA_LUA = resources.files("tokenware.stores.lua").joinpath("gcra.lua").read_text("utf-8")
+#: What EVALSHA names gcra.lua by (redis-py's Script hashes the UTF-8 source too).
+_GCRA_SHA = hashlib.sha1(_GCRA_LUA.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 # Transient conditions: the server is down, slow, starting, failing over or
 # a replica. Checked in order; the auth errors (subclasses of
@@ -230,16 +233,26 @@ def _encode(batch: Batch) -> tuple[list[str], list[bytes | str]]:
     return keys, argv
 
 
-def _gcra_args(op: Gcra) -> list[int]:
-    """``ARGV`` for ``gcra.lua``: T and tau in microseconds, then the cost."""
+def _gcra_command(op: Gcra) -> tuple[str | int, ...]:
+    """``EVALSHA`` of ``gcra.lua`` for ``op``: ``KEYS[1]`` the key, ``ARGV`` T and tau
+    in microseconds, then the cost.
+
+    The hot path calls ``execute_command`` with this instead of a registered
+    ``Script`` (which builds tuples and imports on every call); on
+    ``NOSCRIPT`` the caller loads the script and sends it again, as
+    ``Script`` does. That is no retry: NOSCRIPT means the script did not run.
+
+    Raises:
+        ValidationError: a bad op (:func:`~tokenware.stores.base.check_gcra`).
+    """
     t_us, tau = check_gcra(op)
-    return [t_us, tau, op.cost]
+    return ("EVALSHA", _GCRA_SHA, 1, op.key, t_us, tau, op.cost)
 
 
 def _gcra_result(reply: Any) -> GcraResult:
-    """The four integers ``gcra.lua`` returns, as a :class:`GcraResult`."""
-    allowed, remaining, retry_us, reset_us = (int(v) for v in reply)
-    return GcraResult(allowed == 1, remaining, retry_us / 1e6, reset_us / 1e6)
+    """The four integers ``gcra.lua`` returns (one string), as a :class:`GcraResult`."""
+    allowed, remaining, retry_us, reset_us = reply.split()
+    return GcraResult(int(allowed) == 1, int(remaining), int(retry_us) / 1e6, int(reset_us) / 1e6)
 
 
 def _glob_escape(prefix: str) -> str:
@@ -406,7 +419,6 @@ class RedisStore:
         # SCRIPT FLUSH, a restart or a failover). That is safe, unlike a
         # retry: NOSCRIPT means the script did not run.
         self._apply: Any = self._client.register_script(_APPLY_LUA)
-        self._gcra: Any = self._client.register_script(_GCRA_LUA)
         self._eviction = _EvictionCheck()
 
     # Hooks a subclass (the cluster store) overrides: URL checks, redaction,
@@ -519,9 +531,14 @@ class RedisStore:
         Raises:
             ValidationError: a bad interval, burst or cost, before anything is sent.
         """
-        args = _gcra_args(op)
+        command = _gcra_command(op)
+        client = self._client
         try:
-            reply = self._gcra(keys=[op.key], args=args)
+            try:
+                reply = client.execute_command(*command)
+            except redis.exceptions.NoScriptError:
+                client.script_load(_GCRA_LUA)  # not a retry: see _gcra_command
+                reply = client.execute_command(*command)
         except Exception as exc:
             _fail(exc, "gcra script")
         if self._eviction.pending:
@@ -542,7 +559,6 @@ class _LoopClient:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.apply: Any = client.register_script(_APPLY_LUA)
-        self.gcra: Any = client.register_script(_GCRA_LUA)
         self.closer: AsyncGenerator[None, None] | None = None
 
 
@@ -719,10 +735,15 @@ class AsyncRedisStore:
         Raises:
             ValidationError: a bad interval, burst or cost, before anything is sent.
         """
-        args = _gcra_args(op)
+        command = _gcra_command(op)
         try:
             entry = await self._current()
-            reply = await entry.gcra(keys=[op.key], args=args)
+            client = entry.client
+            try:
+                reply = await client.execute_command(*command)
+            except redis.exceptions.NoScriptError:
+                await client.script_load(_GCRA_LUA)  # not a retry: see _gcra_command
+                reply = await client.execute_command(*command)
         except Exception as exc:
             _fail(exc, "gcra script")
         if self._eviction.pending:
