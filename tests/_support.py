@@ -8,11 +8,12 @@ whichever one was imported first, so such imports break depending on order.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["IN_CI", "NETWORKED", "backend_url", "need", "raw_redis", "redis_keys"]
+__all__ = ["IN_CI", "NETWORKED", "backend_url", "need", "raw_redis", "redis_keys", "store_url"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -32,6 +33,18 @@ def backend_url(kind: str, request: pytest.FixtureRequest) -> str:
     """The URL of the session server of a networked backend ("redis" or "cluster")."""
     fixture = "redis_cluster_url" if kind == "cluster" else "redis_url"
     return str(request.getfixturevalue(fixture))
+
+
+def store_url(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, name: str = "store"
+) -> str:
+    """The URL of a fresh store of ``kind``: memory, a SQLite file ``name``.db
+    in ``tmp_path``, or the session's Redis or Redis Cluster test server."""
+    if kind == "memory":
+        return "memory://"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / f'{name}.db'}"
+    return backend_url(kind, request)
 
 
 def raw_redis(url: str) -> Any:

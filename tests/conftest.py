@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import backend_url, need
+from _support import need, store_url
 
 from tokenware.stores import StorePair, store_from_url
 from tokenware.testing import FrozenClock
@@ -96,11 +96,7 @@ BACKENDS = [
 
 def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> StorePair:
     """Open a fresh store of ``kind`` (redis, cluster: the shared test server)."""
-    if kind == "memory":
-        return store_from_url("memory://")
-    if kind == "sqlite":
-        return store_from_url(f"sqlite:///{tmp_path / 'store.db'}")
-    return store_from_url(backend_url(kind, request))
+    return store_from_url(store_url(kind, request, tmp_path))
 
 
 @pytest.fixture(params=BACKENDS)

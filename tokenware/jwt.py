@@ -27,7 +27,7 @@ from tokenware.core.encoding import Random
 from tokenware.core.flow import Flow, done
 from tokenware.core.jwt import AccessClaims, AccessTokenCodec, identity_from
 from tokenware.core.refresh import Lifetimes, RefreshRules, TokenPair
-from tokenware.errors import ConfigurationError, RevokedToken, ValidationError
+from tokenware.errors import ConfigurationError, InvalidToken, RevokedToken, ValidationError
 from tokenware.identity import Identity
 
 if TYPE_CHECKING:
@@ -186,6 +186,9 @@ class Jwt:
     def _verify(self, access_token: str, now: float) -> Flow[Identity]:
         if not isinstance(access_token, str):
             raise ValidationError("access_token must be a string")
+        if not access_token.isascii():
+            # Before hashing for the cache: a lone surrogate cannot be encoded.
+            raise InvalidToken("not a compact JWS")
         cache = self._cache
         if cache is None:
             claims = self._codec.decode(access_token, now=now)

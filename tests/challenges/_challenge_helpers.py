@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _support
 import pytest
-from _support import backend_url
 
 from tokenware import Tokenware
 from tokenware._drive import run_sync
@@ -45,8 +45,4 @@ class Counter:
 
 def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a fresh store of ``backend`` (Redis: the shared test server)."""
-    if backend == "memory":
-        return "memory://"
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'challenges.db'}"
-    return str(backend_url(backend, request))
+    return _support.store_url(backend, request, tmp_path, "challenges")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from _pat_helpers import SECRET, Factory
+from _support import store_url
 
 from tokenware import Tokenware
 from tokenware.core.ops import Batch
@@ -76,20 +77,12 @@ class ACounting(Counting):
         return await self.inner.purge(prefix)
 
 
-def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if backend == "memory":
-        return "memory://"
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'pats.db'}"
-    return str(request.getfixturevalue("redis_url"))
-
-
 @pytest.fixture
 def counted(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FrozenClock
 ) -> Iterator[tuple[StorePair, Counting]]:
     """A fresh store of ``backend`` whose sync face counts its calls."""
-    pair = store_from_url(store_url(backend, request, tmp_path), clock=clock, timeout=5)
+    pair = store_from_url(store_url(backend, request, tmp_path, "pats"), clock=clock, timeout=5)
     sync = Counting(pair.sync)
     aio = ACounting(pair.aio)
     wrapped = StorePair(url=pair.url, sync=sync, aio=aio)  # type: ignore[arg-type]
