@@ -396,6 +396,9 @@ def test_payload_bytes_is_the_compact_json_of_the_payload() -> None:
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         return text.encode("utf-8")
 
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
     def jwt(claims: Any) -> str:
         seg = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
         return f"eyJhbGciOiJIUzI1NiJ9.{seg}.sig"
@@ -411,6 +414,15 @@ def test_payload_bytes_is_the_compact_json_of_the_payload() -> None:
         ('quote"back\\slash\nnew\u2028line-é-\U0001f600', None),
         ("a.b.c", None),
         ("a." + "x" * 620 + ".c", None),
+        # json.loads reads bytes in any encoding it detects, after blanks:
+        # the quick "cannot be an object" test must not skip those.
+        *(
+            (f"h.{b64((pre + body).encode(enc))}.s", exp_)
+            for enc in ("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32")
+            for pre in ("", " \t\r\n", "\x0b")
+            for body, exp_ in (('{"exp":1700000900}', 1_700_000_900), ("[1]", None))
+            if not (pre == "\x0b" and exp_ is not None)
+        ),
     ):
         body: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
         if exp is not None:

@@ -571,6 +571,8 @@ def payload_bytes(payload: Any, *, now: float) -> bytes:
         raise ValidationError(f"handshake payload must be JSON: {exc}") from None
 
 
+# First bytes of the byte-order marks json.detect_encoding looks for.
+_BOMS = (b"\xef", b"\xfe", b"\xff")
 #: json.dumps(..., separators=(",", ":"), ensure_ascii=False, allow_nan=False), built once.
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -598,6 +600,10 @@ def _jwt_exp(token: str) -> int | None:
     try:
         # = base64.urlsafe_b64decode(segment + padding): non-strict, as before.
         raw = a2b_base64(segment.encode("ascii").translate(_TO_STD) + _PAD[len(segment) % 4])
+        if raw.lstrip(b" \t\n\r")[:1] != b"{" and 0 not in raw[:4] and raw[:1] not in _BOMS:
+            # UTF-8 (json.detect_encoding finds no BOM and no NUL) whose first
+            # non-blank byte is not "{": json.loads could not return an object.
+            return None
         claims = json.loads(raw)
     except (ValueError, TypeError):
         return None
