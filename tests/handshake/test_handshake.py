@@ -462,3 +462,41 @@ def test_keyed_mac_is_hmac_sha256() -> None:
         for data in (b"", b"x", os.urandom(16), os.urandom(64), os.urandom(65), os.urandom(1000)):
             assert mac(data) == hmac.new(key, data, hashlib.sha256).digest()
         assert mac(b"again") == mac(b"again")  # the absorbed states are copied, not fed
+
+
+def test_csrf_signer_agrees_with_itsdangerous_on_mangled_tokens() -> None:
+    """The CSRF signer's unsign accepts and refuses exactly what itsdangerous'
+    own Signer (built as before, per call) does, on every one-character edit."""
+    from itsdangerous import BadSignature
+
+    from tokenware import KeyRing, RootKey
+
+    ring = KeyRing([RootKey("new", b"n" * 32), RootKey("old", b"o" * 32)])
+    ours = core.CsrfTokens(ring=ring)._signer
+    reference = _legacy_csrf_signer(ring)
+    old_only = _legacy_csrf_signer(KeyRing([RootKey("old", b"o" * 32)]))
+
+    def outcome(signer: Any, token: str) -> bytes | None:
+        try:
+            return bytes(signer.unsign(token))
+        except BadSignature:
+            return None
+
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    extra = "=.+/ !\x00"
+    accepted = 0
+    for signed in (
+        reference.sign("A" * 22 + ".1700000000").decode(),
+        old_only.sign("B" * 44 + ".1700000000").decode(),
+    ):
+        candidates = {signed, signed + "=", signed + "==", signed.replace(".", ""), "." + signed}
+        for i in range(len(signed)):
+            candidates.add(signed[:i] + signed[i + 1 :])
+            for ch in alphabet + extra:
+                candidates.add(signed[:i] + ch + signed[i + 1 :])
+        for candidate in sorted(candidates):
+            expected = outcome(reference, candidate)
+            assert outcome(ours, candidate) == expected, candidate
+            assert outcome(ours, candidate.encode()) == expected, candidate
+            accepted += expected is not None
+    assert accepted >= 2  # the originals, and the lenient decoder's equivalent spellings

@@ -60,7 +60,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from itsdangerous import BadSignature, Signer
-from itsdangerous.encoding import base64_decode, base64_encode, want_bytes
+from itsdangerous.encoding import base64_encode, want_bytes
 
 from tokenware.core.encoding import BASE62, Random
 from tokenware.core.flow import Flow
@@ -380,17 +380,27 @@ class _CsrfSigner(Signer):
         return base64_encode(self._signing(want_bytes(value)))
 
     def verify_signature(self, value: str | bytes, sig: str | bytes) -> bool:
-        # Signer.verify_signature: the same decoding (itsdangerous' own), every
-        # key newest first, constant-time comparison.
+        # Signer.verify_signature: itsdangerous' lenient decoding (its
+        # base64_decode is urlsafe_b64decode of the padded text, that is
+        # non-strict a2b_base64 after -_ -> +/), every key newest first,
+        # constant-time comparison.
+        raw = want_bytes(sig, "ascii", "ignore")
         try:
-            raw = base64_decode(sig)
-        except Exception:
+            decoded = a2b_base64((raw + b"=" * (-len(raw) % 4)).translate(_TO_STD))
+        except ValueError:
             return False
         data = want_bytes(value)
         for mac in self._verifying:
-            if hmac.compare_digest(raw, mac(data)):
+            if hmac.compare_digest(decoded, mac(data)):
                 return True
         return False
+
+    def unsign(self, signed_value: str | bytes) -> bytes:
+        # Signer.unsign: split at the last separator, verify, return the value.
+        value, sep, sig = want_bytes(signed_value).rpartition(self.sep)
+        if sep and self.verify_signature(value, sig):
+            return value
+        raise BadSignature("signature does not match")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
