@@ -181,8 +181,13 @@ def b64u_decode(text: str, length: int) -> bytes:
     expected = (length * 8 + 5) // 6
     if len(text) != expected or not _B64U_TEXT.fullmatch(text):
         raise HandshakeError(f"expected {expected} base64url characters")
+    return _decode_canonical(text, length)
+
+
+def _decode_canonical(text: str, length: int) -> bytes:
+    """:func:`b64u_decode` of ``text`` whose alphabet and length are already checked."""
     raw = text.encode("ascii")
-    rem = expected % 4  # never 1: ceil(8 * length / 6) characters
+    rem = len(raw) % 4  # never 1: ceil(8 * length / 6) characters
     if rem:
         # The last character's unused low bits must be zero (canonical).
         if raw[-1] not in _LAST_OK[rem]:
@@ -214,6 +219,12 @@ def parse_request(value: str | bytes | None) -> HandshakeRequest:
             CryptoJS value, an unknown version, or not
             ``v1.<87 base64url>.<22 base64url>``.
     """
+    return HandshakeRequest(*_request_fields(value))
+
+
+def _request_fields(value: str | bytes | None) -> tuple[str, str]:
+    # parse_request without the dataclass: (epk text, nonce text), their
+    # alphabet and lengths checked by the request pattern.
     if value is None:
         raise HandshakeError("no Tokenware-Handshake header")
     if len(value) > MAX_REQUEST_HEADER:
@@ -230,7 +241,7 @@ def parse_request(value: str | bytes | None) -> HandshakeRequest:
         if _VERSION_LIKE.match(value) and not value.startswith("v1."):
             raise HandshakeError("unsupported handshake version; only v1 is accepted")
         raise HandshakeError("malformed handshake header")
-    return HandshakeRequest(match.group(1), match.group(2))
+    return match.group(1), match.group(2)
 
 
 # --- step 2: origin ---------------------------------------------------------------
@@ -496,6 +507,10 @@ def load_client_key(request: HandshakeRequest) -> tuple[ec.EllipticCurvePublicKe
     """
     epk = b64u_decode(request.epk, POINT_LENGTH)
     nonce = b64u_decode(request.nonce, NONCE_LENGTH)
+    return _client_key(epk, nonce)
+
+
+def _client_key(epk: bytes, nonce: bytes) -> tuple[ec.EllipticCurvePublicKey, bytes, bytes]:
     if epk[0] != 0x04:
         raise HandshakeError("client key is not an uncompressed SEC1 point")
     try:
@@ -824,7 +839,7 @@ def accept_flow(
         HandshakeError, OriginRejected, CsrfFailed, Throttled,
         HandshakeReplayed, StoreUnavailable: see the module docstring.
     """
-    request = parse_request(header)  # 1
+    epk_text, nonce_text = _request_fields(header)  # 1: shape, alphabet and lengths
     canonical = check_origin(origin, sec_fetch_site, rules.origins)  # 2
     if not isinstance(csrf_token, str):
         raise CsrfFailed("no CSRF token")
@@ -836,7 +851,9 @@ def accept_flow(
         yield from _throttle(rules, binding, rules.session_rates, "hs-session")
     if rules.address_rates and address:
         yield from _throttle(rules, address, rules.address_rates, "hs-address")
-    client_key, epk, nonce = load_client_key(request)  # 4
+    # 4: canonical base64url (alphabet and lengths checked in 1), then the point.
+    epk = _decode_canonical(epk_text, POINT_LENGTH)
+    client_key, epk, nonce = _client_key(epk, _decode_canonical(nonce_text, NONCE_LENGTH))
     nonce_key, epk_key = rules.replay_keys(binding, epk, nonce)  # 5
     ttl = rules.replay_ttl
     fresh = yield Apply(
