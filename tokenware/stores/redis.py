@@ -76,6 +76,7 @@ _APPLY_LUA = resources.files("tokenware.stores.lua").joinpath("apply.lua").read_
 _GCRA_LUA = resources.files("tokenware.stores.lua").joinpath("gcra.lua").read_text("utf-8")
 #: What EVALSHA names gcra.lua by (redis-py's Script hashes the UTF-8 source too).
 _GCRA_SHA = hashlib.sha1(_GCRA_LUA.encode("utf-8"), usedforsecurity=False).hexdigest()
+_GCRA_SHA_BYTES = _GCRA_SHA.encode("ascii")
 
 # Transient conditions: the server is down, slow, starting, failing over or
 # a replica. Checked in order; the auth errors (subclasses of
@@ -233,7 +234,7 @@ def _encode(batch: Batch) -> tuple[list[str], list[bytes | str]]:
     return keys, argv
 
 
-def _gcra_command(op: Gcra) -> tuple[str | int, ...]:
+def _gcra_command(op: Gcra) -> tuple[str | bytes, ...]:
     """``EVALSHA`` of ``gcra.lua`` for ``op``: ``KEYS[1]`` the key, ``ARGV`` T and tau
     in microseconds, then the cost.
 
@@ -241,12 +242,16 @@ def _gcra_command(op: Gcra) -> tuple[str | int, ...]:
     ``Script`` (which builds tuples and imports on every call); on
     ``NOSCRIPT`` the caller loads the script and sends it again, as
     ``Script`` does. That is no retry: NOSCRIPT means the script did not run.
+    The numbers go as bytes, which redis-py's encoder passes through (its
+    type checks per argument cost about as much as the formatting). The key
+    stays a ``str``: redis-py encodes it inside the call, where an encoding
+    error is mapped like any other.
 
     Raises:
         ValidationError: a bad op (:func:`~tokenware.stores.base.check_gcra`).
     """
     t_us, tau = check_gcra(op)
-    return ("EVALSHA", _GCRA_SHA, 1, op.key, t_us, tau, op.cost)
+    return ("EVALSHA", _GCRA_SHA_BYTES, b"1", op.key, b"%d" % t_us, b"%d" % tau, b"%d" % op.cost)
 
 
 def _gcra_result(reply: Any) -> GcraResult:
