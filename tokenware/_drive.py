@@ -38,7 +38,9 @@ def run_sync(flow: Flow[T], store: Store) -> T:
             except StoreError as exc:
                 op = flow.throw(exc)
                 continue
-            if inspect.isawaitable(result):
+            # Not inspect.isawaitable(): its ABC check cost more than a memory
+            # store's whole operation. Every awaitable's type has __await__.
+            if hasattr(type(result), "__await__"):
                 if inspect.iscoroutine(result):
                     result.close()
                 raise TypeError("run_sync() needs a synchronous store; use tw.aio for async")
