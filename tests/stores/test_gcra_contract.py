@@ -274,3 +274,83 @@ def test_lua_matches_gcra_step(backend: str, gcra_pair: StorePair, prefix: str) 
                 assert ttl_ms - 1000 < pttl <= ttl_ms
         else:
             assert value is None
+
+
+def _in_use(client: object) -> int:
+    """Connections checked out of a redis-py pool (a private set; tests only)."""
+    return len(client.connection_pool._in_use_connections)  # type: ignore[attr-defined]
+
+
+def test_error_reply_returns_the_connection(
+    backend: str, gcra_pair: StorePair, prefix: str
+) -> None:
+    """A script error (a key of the wrong type) is StoreError; the connection goes back clean."""
+    if backend != "redis":
+        pytest.skip("checks the pool of a single-node client")
+    from tokenware.errors import StoreError
+
+    key = f"{prefix}:rl:{{set}}"
+    client = gcra_pair.sync.client  # type: ignore[attr-defined]
+    client.sadd(key, "member")
+    for _ in range(3):
+        with pytest.raises(StoreError):
+            gcra_pair.sync.gcra(Gcra(key, HOUR, 5))
+    assert _in_use(client) == 0
+    assert gcra_pair.sync.gcra(Gcra(f"{prefix}:rl:{{ok}}", HOUR, 5)).remaining == 4
+    assert _in_use(client) == 0
+
+
+def test_timed_out_hit_never_hands_its_reply_to_the_next(
+    backend: str, request: pytest.FixtureRequest, prefix: str
+) -> None:
+    """A hit that times out is StoreUnavailable, and a late reply is never read as another's.
+
+    CLIENT PAUSE WRITE holds the script past the store's timeout. The
+    connection that timed out must be dropped, not pooled with a reply
+    pending, or the next hit would return that stale reply (one unit more
+    than the server holds). Redis discards the command of a client that
+    went away while paused; either way, each hit must report the state it
+    left, as a separate client's peek (cost 0) sees it.
+    """
+    if backend != "redis":
+        pytest.skip("pauses a single server")
+    from tokenware.errors import StoreUnavailable
+    from tokenware.stores.redis import redis_store
+
+    url = backend_url(backend, request)
+    pair = redis_store(url, timeout=0.2, connect_timeout=1.0)
+    observer = store_from_url(url)
+    control = pair.sync.client  # type: ignore[attr-defined]
+    op = Gcra(f"{prefix}:rl:{{slow}}", HOUR, 10)
+    peek = Gcra(op.key, HOUR, 10, cost=0)
+    try:
+        assert pair.sync.gcra(op).remaining == 9
+        control.execute_command("CLIENT", "PAUSE", 600, "WRITE")
+        with pytest.raises(StoreUnavailable):
+            pair.sync.gcra(op)
+        control.execute_command("CLIENT", "UNPAUSE")
+        after = pair.sync.gcra(op).remaining
+        assert after in (7, 8)
+        assert observer.sync.gcra(peek).remaining == after
+        assert _in_use(control) == 0
+
+        async def main() -> tuple[int, int]:
+            first = (await pair.aio.gcra(op)).remaining
+            control.execute_command("CLIENT", "PAUSE", 600, "WRITE")
+            try:
+                with pytest.raises(StoreUnavailable):
+                    await pair.aio.gcra(op)
+            finally:
+                control.execute_command("CLIENT", "UNPAUSE")
+            last = (await pair.aio.gcra(op)).remaining
+            await pair.aio.aclose()
+            return first, last
+
+        first, last = asyncio.run(main())
+        assert first == after - 1
+        assert last in (first - 1, first - 2)
+        assert observer.sync.gcra(peek).remaining == last
+    finally:
+        control.execute_command("CLIENT", "UNPAUSE")
+        pair.sync.close()
+        observer.sync.close()

@@ -219,6 +219,10 @@ class RedisClusterStore(single.RedisStore):
         """The underlying ``redis.cluster.RedisCluster`` (made now if need be), for diagnostics."""
         return self._client._get()
 
+    def _send(self, command: tuple[str | bytes, ...]) -> Any:
+        """A GCRA script call, routed by its key's slot (MOVED/ASK followed by redis-py)."""
+        return self._client.execute_command(*command)
+
     def purge(self, prefix: str) -> int:
         """Delete every key starting with ``prefix``: SCAN + UNLINK on every primary."""
         try:
@@ -260,6 +264,10 @@ class AsyncRedisClusterStore(single.AsyncRedisStore):
         except redis.exceptions.RedisClusterException as exc:
             raise redis.exceptions.ConnectionError(type(exc).__name__) from exc
         return entry
+
+    async def _send(self, client: Any, command: tuple[str | bytes, ...]) -> Any:
+        """A GCRA script call, routed by its key's slot (MOVED/ASK followed by redis-py)."""
+        return await client.execute_command(*command)
 
     async def purge(self, prefix: str) -> int:
         """Delete every key starting with ``prefix``: SCAN + UNLINK on every primary."""
