@@ -354,3 +354,22 @@ def test_timed_out_hit_never_hands_its_reply_to_the_next(
         control.execute_command("CLIENT", "UNPAUSE")
         pair.sync.close()
         observer.sync.close()
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["tw:rl:{00112233445566778899aabbccddeeff}", "k", "ünïcødé 🔑", "x" * 7000, "a b\r\n$3"],
+)
+@pytest.mark.parametrize("op", [(1, 1, 0), (60, 60_000_000, 1), (10**9, 3 * 10**15, -(10**6))])
+def test_packed_gcra_command_is_what_redis_py_sends(key: str, op: tuple[int, int, int]) -> None:
+    """The store packs its EVALSHA itself; the bytes are exactly redis-py's."""
+    pytest.importorskip("redis")
+    from redis._parsers.encoders import Encoder
+    from redis.connection import PythonRespSerializer
+
+    from tokenware.stores.redis import _gcra_command, _resp
+
+    t_us, tau, cost = op
+    command = _gcra_command(Gcra(key, t_us / 1e6, tau // t_us, cost))
+    packer = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
+    assert b"".join(_resp(command)) == b"".join(packer.pack(*command))

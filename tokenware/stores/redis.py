@@ -254,6 +254,20 @@ def _gcra_command(op: Gcra) -> tuple[str | bytes, ...]:
     return ("EVALSHA", _GCRA_SHA_BYTES, b"1", op.key, b"%d" % t_us, b"%d" % tau, b"%d" % op.cost)
 
 
+def _resp(args: tuple[str | bytes, ...]) -> list[bytes]:
+    """``args`` as one RESP array of bulk strings: the bytes redis-py's packer
+    sends for them (``str`` as UTF-8), in a fraction of its time.
+
+    Only for arguments that are ``bytes`` or ``str`` and a command name
+    without a space (redis-py would split it into two words).
+    """
+    out = b"*%d\r\n" % len(args)
+    for arg in args:
+        data = arg.encode("utf-8") if isinstance(arg, str) else arg
+        out += b"$%d\r\n%s\r\n" % (len(data), data)
+    return [out]
+
+
 def _gcra_result(reply: Any) -> GcraResult:
     """The four integers ``gcra.lua`` returns (one string), as a :class:`GcraResult`."""
     allowed, remaining, retry_us, reset_us = reply.split()
@@ -558,12 +572,13 @@ class RedisStore:
         same pool and connection checks, health check and timeouts. A
         connection that fails mid-command is disconnected by redis-py's own
         send and read before it goes back to the pool; an error reply leaves
-        it clean. The cluster store overrides this (its client routes by slot).
+        it clean. The command is packed by :func:`_resp`. The cluster store
+        overrides this (its client routes by slot).
         """
         pool = self._client.connection_pool
         conn = pool.get_connection()
         try:
-            conn.send_command(*command)
+            conn.send_packed_command(_resp(command))
             return conn.read_response()
         finally:
             pool.release(conn)
@@ -778,7 +793,7 @@ class AsyncRedisStore:
         pool = client.connection_pool
         conn = await pool.get_connection()
         try:
-            await conn.send_command(*command)
+            await conn.send_packed_command(_resp(command))
             return await conn.read_response()
         finally:
             await pool.release(conn)
