@@ -373,3 +373,19 @@ def test_packed_gcra_command_is_what_redis_py_sends(key: str, op: tuple[int, int
     command = _gcra_command(Gcra(key, t_us / 1e6, tau // t_us, cost))
     packer = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
     assert b"".join(_resp(command)) == b"".join(packer.pack(*command))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("SET", "k", b"v"), ("EVALSHA", b"0" * 40, b"1", "k", b"1", b"2", b"3"), ("GET", "ü" * 9000)],
+)
+def test_packed_other_commands_are_what_redis_py_sends(command: tuple[str | bytes, ...]) -> None:
+    """The general branch of the packer (any bytes/str arguments) matches redis-py too."""
+    pytest.importorskip("redis")
+    from redis._parsers.encoders import Encoder
+    from redis.connection import PythonRespSerializer
+
+    from tokenware.stores.redis import _resp
+
+    packer = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
+    assert b"".join(_resp(command)) == b"".join(packer.pack(*command))
