@@ -17,7 +17,10 @@ Each authenticated row is measured *warm* (every request carries the same
 token, so a verification cache may help) and *cold* (a wrk Lua script cycles
 through a file of distinct tokens, more than any cache holds). Bare rows send
 the warm token too. Prints median req/s (min-max over rounds) and the ratio
-to the bare app of the same framework, measured in the same run.
+to the bare app of the same framework, measured in the same run, and the
+server's CPU time per request (from /proc, user + system of its processes),
+whose ratio to bare is what throughput becomes on a quiet machine where the
+server is CPU-bound; it is far less disturbed than req/s by other load.
 
 Usage: python bench/http.py [--rounds 3] [--duration 5] [--tokens 5000]
 
@@ -220,8 +223,13 @@ def pin(cpu: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def server(config: Config, workdir: Path, pat_file: Path | None, pats: int) -> Iterator[int]:
-    """Start ``config`` on a free loopback port; stop it by pid on exit."""
+def server(
+    config: Config, workdir: Path, pat_file: Path | None, pats: int
+) -> Iterator[tuple[int, int]]:
+    """Start ``config`` on a free loopback port; stop it by pid on exit.
+
+    Yields ``(port, pid)``; the pid leads the server's process group.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -258,7 +266,7 @@ def server(config: Config, workdir: Path, pat_file: Path | None, pats: int) -> I
                 if time.monotonic() > deadline:
                     raise RuntimeError("PAT file never written")
                 time.sleep(0.1)
-        yield port
+        yield port, proc.pid
     finally:
         # Our own child and its session only (gunicorn forks a worker).
         with contextlib.suppress(ProcessLookupError):
@@ -271,6 +279,23 @@ def server(config: Config, workdir: Path, pat_file: Path | None, pats: int) -> I
             proc.wait(10)
         if pat_file is not None:
             pat_file.unlink(missing_ok=True)
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the processes of group ``pgid``
+    (uvicorn; gunicorn's master and worker), from /proc; 0.0 where /proc is absent."""
+    total = 0
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # After the command: state ppid pgrp session ... utime (11) stime (12).
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def check(port: int, token: str, auth: bool) -> None:
@@ -286,7 +311,7 @@ def check(port: int, token: str, auth: bool) -> None:
 
 
 def wrk(port: int, duration: float, *, token: str | None = None, tokens: Path | None = None,
-        lua: Path | None = None) -> float:  # fmt: skip
+        lua: Path | None = None) -> tuple[float, int]:  # fmt: skip
     cmd = [*pin(1), "wrk", "-t2", "-c32", f"-d{max(1, round(duration))}s", "--timeout", "5s"]
     env = dict(os.environ)
     if tokens is not None and lua is not None:
@@ -301,9 +326,10 @@ def wrk(port: int, duration: float, *, token: str | None = None, tokens: Path | 
     if "Non-2xx" in out.stdout:
         raise RuntimeError(f"non-2xx responses:\n{out.stdout}")
     match = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
-    if match is None:
+    count = re.search(r"(\d+) requests in", out.stdout)
+    if match is None or count is None:
         raise RuntimeError(out.stdout)
-    return float(match.group(1))
+    return float(match.group(1)), int(count.group(1))
 
 
 def make_jwts(count: int) -> list[str]:
@@ -323,10 +349,11 @@ def measure(
     jwt_file: Path,
     lua: Path,
     results: dict[tuple[str, str], dict[int, float]],
+    cpu: dict[tuple[str, str], dict[int, float]],
 ) -> None:
     """One round of ``config``: a fresh server, warm-up, then each mode."""
     pat_file = workdir / "pats.txt" if config.pat else None
-    with server(config, workdir, pat_file, min(args.tokens, 2000)) as port:
+    with server(config, workdir, pat_file, min(args.tokens, 2000)) as (port, pgid):
         if pat_file is not None:
             tokens = pat_file.read_text().split()
             token_file = workdir / "pats-copy.txt"
@@ -339,12 +366,16 @@ def measure(
         if round_no % 2:
             modes.reverse()
         for mode in modes:
+            before = group_cpu(pgid)
             if mode == "warm":
-                rps = wrk(port, args.duration, token=tokens[0])
+                rps, count = wrk(port, args.duration, token=tokens[0])
             else:
-                rps = wrk(port, args.duration, tokens=token_file, lua=lua)
+                rps, count = wrk(port, args.duration, tokens=token_file, lua=lua)
+            cpu_us = (group_cpu(pgid) - before) / max(count, 1) * 1e6
             results.setdefault((config.name, mode), {})[round_no] = rps
-            print(f"  round {round_no + 1}: {config.name} [{mode}] {rps:,.0f} req/s", flush=True)
+            cpu.setdefault((config.name, mode), {})[round_no] = cpu_us
+            print(f"  round {round_no + 1}: {config.name} [{mode}] {rps:,.0f} req/s, "
+                  f"server CPU {cpu_us:.1f} us/request", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -383,11 +414,12 @@ def main() -> None:
           f" {os.cpu_count()} CPUs (server on CPU 0, wrk on CPU 1)")  # fmt: skip
 
     results: dict[tuple[str, str], dict[int, float]] = {}
+    cpu: dict[tuple[str, str], dict[int, float]] = {}
     for round_no in range(args.rounds):
         order = configs if round_no % 2 == 0 else list(reversed(configs))
         for config in order:
             try:
-                measure(config, round_no, args, workdir, jwts, jwt_file, lua, results)
+                measure(config, round_no, args, workdir, jwts, jwt_file, lua, results, cpu)
             except Exception as exc:  # one broken server must not lose the run
                 print(f"  round {round_no + 1}: {config.name} FAILED: {exc}", flush=True)
 
@@ -414,11 +446,35 @@ def main() -> None:
                 ratio = spread = "n/a (no bare row)"
             print(f"| {config.name} | {mode} | {median:,.0f} | {min(samples):,.0f}-"
                   f"{max(samples):,.0f} | {ratio} | {spread} |")  # fmt: skip
+    print()
+    print("Server CPU per request (user + system of the server's processes over each wrk")
+    print("run, divided by the requests served): what throughput is made of when the server")
+    print("is the bottleneck, and much less disturbed by other load on the machine. The")
+    print("ratio is bare CPU/request over this row's: the throughput ratio a quiet,")
+    print("CPU-bound server gives.")
+    print("| configuration | mode | median CPU us/request | min-max | ratio to bare |")
+    print("|---|---|---:|---:|---:|")
+    cpu_median = {key: statistics.median(v.values()) for key, v in cpu.items()}
+    for config in configs:
+        for mode in ("warm", "cold"):
+            values = cpu.get((config.name, mode))
+            if not values:
+                continue
+            base_cpu = cpu_median.get((bare_name.get(config.framework, ""), "warm"))
+            ratio = f"{base_cpu / cpu_median[(config.name, mode)]:.2f}" if base_cpu else "n/a"
+            print(f"| {config.name} | {mode} | {cpu_median[(config.name, mode)]:.1f} | "
+                  f"{min(values.values()):.1f}-{max(values.values()):.1f} | {ratio} |")  # fmt: skip
     by_name = {(n, m): statistics.median(v.values()) for (n, m), v in results.items()}
     tw_cold = by_name.get(("starlette + tokenware JWT", "cold"))
     peer_cold = by_name.get(("starlette + AuthenticationMiddleware PyJWT", "cold"))
     if tw_cold and peer_cold:
-        print(f"\ncold: tokenware JWT / AuthenticationMiddleware PyJWT = {tw_cold / peer_cold:.2f}")
+        print(f"\ncold: tokenware JWT / AuthenticationMiddleware PyJWT = {tw_cold / peer_cold:.2f}"
+              " (req/s)")  # fmt: skip
+    tw_cpu = cpu_median.get(("starlette + tokenware JWT", "cold"))
+    peer_cpu = cpu_median.get(("starlette + AuthenticationMiddleware PyJWT", "cold"))
+    if tw_cpu and peer_cpu:
+        print(f"cold: AuthenticationMiddleware PyJWT / tokenware JWT = {peer_cpu / tw_cpu:.2f}"
+              " (server CPU per request)")  # fmt: skip
     shutil.rmtree(workdir, ignore_errors=True)
 
 
