@@ -264,7 +264,7 @@ def test_lua_matches_gcra_step(backend: str, gcra_pair: StorePair, prefix: str) 
         with client.pipeline(transaction=True) as pipe:
             value, pttl = pipe.get(key).pttl(key).execute()
         step = gcra_step(stored, now, t_us, tau, cost)
-        assert _gcra_result(reply) == step.result, (stored, now, t_us, tau, cost)
+        assert _gcra_result(reply, t_us, tau, cost) == step.result, (stored, now, t_us, tau, cost)
         if not step.write:
             assert value == (None if stored is None else str(stored).encode())
         elif step.tat > now:
@@ -369,8 +369,7 @@ def test_packed_gcra_command_is_what_redis_py_sends(key: str, op: tuple[int, int
 
     from tokenware.stores.redis import _gcra_command, _resp
 
-    t_us, tau, cost = op
-    command = _gcra_command(Gcra(key, t_us / 1e6, tau // t_us, cost))
+    command = _gcra_command(key, *op)
     packer = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
     assert b"".join(_resp(command)) == b"".join(packer.pack(*command))
 

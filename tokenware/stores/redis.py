@@ -234,24 +234,20 @@ def _encode(batch: Batch) -> tuple[list[str], list[bytes | str]]:
     return keys, argv
 
 
-def _gcra_command(op: Gcra) -> tuple[str | bytes, ...]:
-    """``EVALSHA`` of ``gcra.lua`` for ``op``: ``KEYS[1]`` the key, ``ARGV`` T and tau
-    in microseconds, then the cost.
+def _gcra_command(key: str, t_us: int, tau: int, cost: int) -> tuple[str | bytes, ...]:
+    """``EVALSHA`` of ``gcra.lua``: ``KEYS[1]`` the key, ``ARGV`` T and tau in
+    microseconds, then the cost (arguments :func:`~tokenware.stores.base.check_gcra`
+    checked).
 
-    The hot path calls ``execute_command`` with this instead of a registered
-    ``Script`` (which builds tuples and imports on every call); on
-    ``NOSCRIPT`` the caller loads the script and sends it again, as
-    ``Script`` does. That is no retry: NOSCRIPT means the script did not run.
-    The numbers go as bytes, which redis-py's encoder passes through (its
-    type checks per argument cost about as much as the formatting). The key
-    stays a ``str``: redis-py encodes it inside the call, where an encoding
-    error is mapped like any other.
-
-    Raises:
-        ValidationError: a bad op (:func:`~tokenware.stores.base.check_gcra`).
+    Sent by the store's ``_send`` (packed by :func:`_resp` on a pooled
+    connection; ``execute_command`` on a cluster) rather than through a
+    registered ``Script``, which builds tuples and imports on every call. On
+    ``NOSCRIPT`` the caller loads the script and sends this again, as
+    ``Script`` does; that is no retry: NOSCRIPT means the script did not run.
+    The numbers are bytes already; the key stays a ``str``, encoded inside the
+    call, where an encoding error is mapped like any other.
     """
-    t_us, tau = check_gcra(op)
-    return ("EVALSHA", _GCRA_SHA_BYTES, b"1", op.key, b"%d" % t_us, b"%d" % tau, b"%d" % op.cost)
+    return ("EVALSHA", _GCRA_SHA_BYTES, b"1", key, b"%d" % t_us, b"%d" % tau, b"%d" % cost)
 
 
 #: The fixed start of every :func:`_gcra_command`, packed once.
@@ -282,10 +278,19 @@ def _resp(args: tuple[str | bytes, ...]) -> list[bytes]:
     return [out]
 
 
-def _gcra_result(reply: Any) -> GcraResult:
-    """The four integers ``gcra.lua`` returns (one string), as a :class:`GcraResult`."""
-    allowed, remaining, retry_us, reset_us = reply.split()
-    return GcraResult(int(allowed) == 1, int(remaining), int(retry_us) / 1e6, int(reset_us) / 1e6)
+def _gcra_result(reply: Any, t_us: int, tau: int, cost: int) -> GcraResult:
+    """The :class:`GcraResult` of ``gcra.lua``'s one-integer reply (see its header).
+
+    The script decides and writes; this derives ``remaining`` and
+    ``retry_after`` from the reset time as :func:`~tokenware.stores.base.gcra_step`
+    computes them (exact integers; a test runs both on the same inputs).
+    """
+    reset = int(reply)
+    if reset >= 0:
+        return GcraResult(True, max(0, (tau - reset) // t_us), 0.0, reset / 1e6)
+    reset = -1 - reset
+    retry = reset + t_us * cost - tau
+    return GcraResult(False, max(0, (tau - reset) // t_us), retry / 1e6, reset / 1e6)
 
 
 def _glob_escape(prefix: str) -> str:
@@ -564,7 +569,8 @@ class RedisStore:
         Raises:
             ValidationError: a bad interval, burst or cost, before anything is sent.
         """
-        command = _gcra_command(op)
+        t_us, tau = check_gcra(op)
+        command = _gcra_command(op.key, t_us, tau, op.cost)
         try:
             try:
                 reply = self._send(command)
@@ -575,7 +581,7 @@ class RedisStore:
             _fail(exc, "gcra script")
         if self._eviction.pending:
             self._eviction.run(self._client, self._url, self._config_target)
-        return _gcra_result(reply)
+        return _gcra_result(reply, t_us, tau, op.cost)
 
     def _send(self, command: tuple[str | bytes, ...]) -> Any:
         """One command on a pooled connection, and its reply: one round trip.
@@ -787,7 +793,8 @@ class AsyncRedisStore:
         Raises:
             ValidationError: a bad interval, burst or cost, before anything is sent.
         """
-        command = _gcra_command(op)
+        t_us, tau = check_gcra(op)
+        command = _gcra_command(op.key, t_us, tau, op.cost)
         try:
             entry = await self._current()
             client = entry.client
@@ -800,7 +807,7 @@ class AsyncRedisStore:
             _fail(exc, "gcra script")
         if self._eviction.pending:
             await self._check_eviction(entry.client)
-        return _gcra_result(reply)
+        return _gcra_result(reply, t_us, tau, op.cost)
 
     async def _send(self, client: Any, command: tuple[str | bytes, ...]) -> Any:
         """:meth:`RedisStore._send` on ``client``'s pool (the cluster store overrides it)."""

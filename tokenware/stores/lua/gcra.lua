@@ -19,9 +19,13 @@ the epoch, always written together with its expiry (SET ... PX) so a key
 never outlives the moment it stops mattering and never lacks a TTL.
 
 Returns
-  One bulk string of four decimal integers separated by spaces:
-  "allowed(1/0) remaining retry_after_us reset_after_us". A single string
-  costs the client one reply to parse where an array costs five.
+  One integer: reset_after_us (the new TAT minus now) when the hit conforms,
+  -1 - reset_after_us when it is denied (then nothing is written). The
+  caller derives remaining and retry_after from it, T, tau and the cost
+  (tokenware.stores.redis._gcra_result), exactly as gcra_step computes them:
+  remaining = max(0, (tau - reset) // T), retry_after = reset + T * cost - tau
+  when denied. One integer reply is the cheapest for the server to build and
+  for the client to parse.
 ]]
 
 local t = redis.call('TIME')
@@ -35,7 +39,7 @@ local stored = tonumber(redis.call('GET', key))
 local tat = now
 if stored ~= nil and stored > now then tat = stored end
 
--- %d throughout: tostring() would print a 16-digit number as 1.8000000000000e+15.
+-- %d: tostring() would print a 16-digit number as 1.8000000000000e+15.
 
 if cost < 0 then
   local new = tat + T * cost
@@ -48,22 +52,17 @@ if cost < 0 then
       redis.call('DEL', key)
     end
   end
-  local diff = new - now
-  local remaining = math.floor((tau - diff) / T)
-  if remaining < 0 then remaining = 0 end
-  return string.format('1 %d 0 %d', remaining, diff)
+  return new - now
 end
 
 local new = tat + T * cost
 local diff = new - now
 if diff > tau then
-  local remaining = math.floor((tau - (tat - now)) / T)
-  if remaining < 0 then remaining = 0 end
-  return string.format('0 %d %d %d', remaining, diff - tau, tat - now)
+  return -1 - (tat - now)
 end
 if cost > 0 then
   -- new > now here (tat >= now, T >= 1, cost >= 1): always a SET, with its TTL.
   redis.call('SET', key, string.format('%d', new), 'PX',
     string.format('%d', math.ceil(diff / 1000)))
 end
-return string.format('1 %d 0 %d', math.floor((tau - diff) / T), diff)
+return diff
