@@ -309,17 +309,19 @@ def main() -> None:
             print(f"  (time bound: {done} of {rounds} rounds)")
         print(
             f"  {'us per hit':30} {'wall med':>9} {'wall min':>9} {'cpu med':>9} "
-            f"{'srv lua':>8}  hits"
+            f"{'wait med':>9} {'srv lua':>8}  hits"
         )
         for case in cases:
             server = f"{case.server_usec / case.hits:8.1f}" if case.redis else f"{'-':>8}"
+            wait = statistics.median(w - c for w, c in zip(case.wall, case.cpu, strict=True))
             print(
                 f"  {case.name:30} {statistics.median(case.wall):9.1f} {min(case.wall):9.1f} "
-                f"{statistics.median(case.cpu):9.1f} {server}  {case.hits}"
+                f"{statistics.median(case.cpu):9.1f} {wait:9.1f} {server}  {case.hits}"
             )
         print(
-            "\n  (wall: perf_counter; cpu: thread_time of this client thread; "
-            "srv lua: server usec in EVALSHA per hit)\n"
+            "\n  (wall: perf_counter; cpu: thread_time of this client thread; wait: wall - cpu,"
+            "\n  the server, the loopback and the scheduler; srv lua: server usec in EVALSHA"
+            " per timed hit)\n"
         )
         by_name = {case.name: case for case in cases}
         for backend in ("redis", "memory"):
