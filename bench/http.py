@@ -1,8 +1,12 @@
 # ruff: noqa: E402 - imports follow the sys.path fix below
 """HTTP throughput of tokenware's middleware next to bare apps and peers, with wrk.
 
-One run, interleaved rounds (order reversed on odd rounds), every server a
-fresh subprocess on a free loopback port, stopped by pid:
+One run of several rounds. Each round starts a fresh server of every row
+(a subprocess on a free loopback port, stopped by pid; idle ones cost
+nothing), then cycles through all rows and modes in short wrk slices, the
+order reversed on every other slice, so the machine's drift (this is a shared
+VM whose speed wanders by tens of percent within minutes) lands on every row
+alike:
 
     starlette bare                      uvicorn, 1 worker, asyncio loop, httptools if present
     starlette + tokenware JWT (HS256)   tokenware.asgi.TokenwareMiddleware
@@ -22,7 +26,7 @@ server's CPU time per request (from /proc, user + system of its processes),
 whose ratio to bare is what throughput becomes on a quiet machine where the
 server is CPU-bound; it is far less disturbed than req/s by other load.
 
-Usage: python bench/http.py [--rounds 3] [--duration 5] [--tokens 5000]
+Usage: python bench/http.py [--rounds 3] [--slices 5] [--duration 1] [--tokens 5000]
 
 Only loopback traffic; every wrk call is bounded by ``-d``; the server is
 pinned to CPU 0 and wrk to CPU 1 when ``taskset`` exists. A row whose peer
@@ -340,54 +344,88 @@ def make_jwts(count: int) -> list[str]:
         return [tw.jwt.issue(f"user{i}", scopes=["read"]).access_token for i in range(count)]
 
 
-def measure(
-    config: Config,
-    round_no: int,
+@dataclass
+class Live:
+    """A running server of one round and what its wrk runs send."""
+
+    config: Config
+    port: int
+    pgid: int
+    tokens: list[str]
+    token_file: Path
+
+
+def start_round(
+    stack: contextlib.ExitStack,
+    configs: list[Config],
     args: argparse.Namespace,
     workdir: Path,
     jwts: list[str],
     jwt_file: Path,
-    lua: Path,
-    results: dict[tuple[str, str], dict[int, float]],
-    cpu: dict[tuple[str, str], dict[int, float]],
-) -> None:
-    """One round of ``config``: a fresh server, warm-up, then each mode."""
-    pat_file = workdir / "pats.txt" if config.pat else None
-    with server(config, workdir, pat_file, min(args.tokens, 2000)) as (port, pgid):
-        if pat_file is not None:
-            tokens = pat_file.read_text().split()
-            token_file = workdir / "pats-copy.txt"
-            token_file.write_text("\n".join(tokens) + "\n")
-        else:
-            tokens, token_file = jwts, jwt_file
-        check(port, tokens[0], config.auth)
-        wrk(port, args.warmup, token=tokens[0])
-        modes = ["warm", "cold"] if config.auth else ["warm"]
-        if round_no % 2:
-            modes.reverse()
-        for mode in modes:
-            before = group_cpu(pgid)
-            if mode == "warm":
-                rps, count = wrk(port, args.duration, token=tokens[0])
+) -> list[Live]:
+    """Start a fresh server of every configuration (idle ones cost nothing), check
+    each answers 200 with a token (401/403 without, when protected), warm it up."""
+    live = []
+    for config in configs:
+        pat_file = workdir / "pats.txt" if config.pat else None
+        try:
+            port, pgid = stack.enter_context(
+                server(config, workdir, pat_file, min(args.tokens, 2000))
+            )
+            if pat_file is not None:
+                tokens = pat_file.read_text().split()
+                token_file = workdir / "pats-copy.txt"
+                token_file.write_text("\n".join(tokens) + "\n")
             else:
-                rps, count = wrk(port, args.duration, tokens=token_file, lua=lua)
-            cpu_us = (group_cpu(pgid) - before) / max(count, 1) * 1e6
-            results.setdefault((config.name, mode), {})[round_no] = rps
-            cpu.setdefault((config.name, mode), {})[round_no] = cpu_us
-            print(f"  round {round_no + 1}: {config.name} [{mode}] {rps:,.0f} req/s, "
-                  f"server CPU {cpu_us:.1f} us/request", flush=True)  # fmt: skip
+                tokens, token_file = jwts, jwt_file
+            check(port, tokens[0], config.auth)
+            wrk(port, args.warmup, token=tokens[0])
+        except Exception as exc:  # one broken server must not lose the run
+            print(f"  {config.name} FAILED to start: {exc}", flush=True)
+            continue
+        live.append(Live(config, port, pgid, tokens, token_file))
+    return live
+
+
+def measure_slice(
+    server_: Live,
+    mode: str,
+    args: argparse.Namespace,
+    lua: Path,
+    totals: dict[tuple[str, str], list[float]],
+) -> None:
+    """One wrk slice of ``mode`` against a running server; adds requests,
+    seconds and server CPU seconds to ``totals``."""
+    before = group_cpu(server_.pgid)
+    started = time.monotonic()
+    if mode == "warm":
+        _, count = wrk(server_.port, args.duration, token=server_.tokens[0])
+    else:
+        _, count = wrk(server_.port, args.duration, tokens=server_.token_file, lua=lua)
+    elapsed = time.monotonic() - started
+    used = group_cpu(server_.pgid) - before
+    acc = totals.setdefault((server_.config.name, mode), [0.0, 0.0, 0.0])
+    acc[0] += count
+    acc[1] += min(elapsed, max(1, round(args.duration)))  # wrk's own -d, not its exit
+    acc[2] += used
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--duration", type=float, default=1.0, help="seconds per wrk slice")
+    parser.add_argument("--slices", type=int, default=5, help="slices per mode per round")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--tokens", type=int, default=5000, help="distinct tokens for cold runs")
     parser.add_argument("--only", default="", help="substring filter on configuration names")
     args = parser.parse_args()
-    if not (0 < args.rounds <= 10 and 0 < args.duration <= 30 and 0 < args.tokens <= 50000):
-        parser.error("bounded: rounds <= 10, duration <= 30 s, tokens <= 50000")
+    if not (
+        0 < args.rounds <= 10
+        and 0 < args.duration <= 30
+        and 0 < args.slices <= 20
+        and 0 < args.tokens <= 50000
+    ):
+        parser.error("bounded: rounds <= 10, duration <= 30 s, slices <= 20, tokens <= 50000")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install -y wrk)")
 
@@ -410,18 +448,32 @@ def main() -> None:
     jwt_file = workdir / "jwts.txt"
     jwt_file.write_text("\n".join(jwts) + "\n")
     print(f"uvicorn --http {HTTP_PARSER} --loop asyncio; gunicorn sync x1")
-    print(f"{len(jwts)} distinct JWTs; wrk -t2 -c32 -d{args.duration:g}s, {args.rounds} rounds,"
+    print(f"{len(jwts)} distinct JWTs; wrk -t2 -c32, {args.slices} slices of"
+          f" {args.duration:g} s per row and mode in each of {args.rounds} rounds,"
           f" {os.cpu_count()} CPUs (server on CPU 0, wrk on CPU 1)")  # fmt: skip
 
     results: dict[tuple[str, str], dict[int, float]] = {}
     cpu: dict[tuple[str, str], dict[int, float]] = {}
     for round_no in range(args.rounds):
-        order = configs if round_no % 2 == 0 else list(reversed(configs))
-        for config in order:
-            try:
-                measure(config, round_no, args, workdir, jwts, jwt_file, lua, results, cpu)
-            except Exception as exc:  # one broken server must not lose the run
-                print(f"  round {round_no + 1}: {config.name} FAILED: {exc}", flush=True)
+        with contextlib.ExitStack() as stack:
+            live = start_round(stack, configs, args, workdir, jwts, jwt_file)
+            totals: dict[tuple[str, str], list[float]] = {}
+            for slice_no in range(args.slices):
+                flip = (round_no + slice_no) % 2 == 1
+                for server_ in reversed(live) if flip else live:
+                    modes = ["warm", "cold"] if server_.config.auth else ["warm"]
+                    for mode in reversed(modes) if flip else modes:
+                        try:
+                            measure_slice(server_, mode, args, lua, totals)
+                        except Exception as exc:
+                            print(f"  {server_.config.name} [{mode}] FAILED: {exc}", flush=True)
+        for (name, mode), (count, seconds, used) in totals.items():
+            rps = count / seconds if seconds else 0.0
+            cpu_us = used / max(count, 1) * 1e6
+            results.setdefault((name, mode), {})[round_no] = rps
+            cpu.setdefault((name, mode), {})[round_no] = cpu_us
+            print(f"  round {round_no + 1}: {name} [{mode}] {rps:,.0f} req/s, "
+                  f"server CPU {cpu_us:.1f} us/request", flush=True)  # fmt: skip
 
     print()
     print("Ratios: of medians, and the median of per-round ratios (each round's bare run")
