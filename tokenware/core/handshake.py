@@ -64,6 +64,7 @@ from itsdangerous.encoding import base64_encode, want_bytes
 
 from tokenware.core.encoding import BASE62, Random
 from tokenware.core.flow import Flow
+from tokenware.core.keyed_mac import KeyedMac
 from tokenware.core.ops import Absent, Apply, Batch, Put
 from tokenware.core.throttle import Rate, ThrottleKeys, hit_flow, parse_rule
 from tokenware.errors import (
@@ -336,39 +337,6 @@ class CsrfCookie:
 CSRF_SALT = "tokenware-handshake-csrf"
 
 
-class _KeyedMac:
-    """HMAC-SHA256 under one fixed key, the key's two pad blocks absorbed once.
-
-    RFC 2104: ``HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m))``. The two
-    64-byte prefixes are hashed here, and their SHA-256 states copied per
-    message: the bytes of ``hmac.new(key, m, hashlib.sha256).digest()``
-    (tested) without the per-call key setup or the ``hmac`` module's
-    Python wrappers.
-    """
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) > _SHA256_BLOCK:
-            key = hashlib.sha256(key).digest()
-        block = key.ljust(_SHA256_BLOCK, b"\0")
-        self._inner = hashlib.sha256(block.translate(_IPAD))
-        self._outer = hashlib.sha256(block.translate(_OPAD))
-
-    def __call__(self, data: bytes) -> bytes:
-        """``HMAC-SHA256(key, data)``."""
-        inner = self._inner.copy()
-        inner.update(data)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
-
-
-_SHA256_BLOCK = 64
-_IPAD = bytes(b ^ 0x36 for b in range(256))
-_OPAD = bytes(b ^ 0x5C for b in range(256))
-
-
 class _CsrfSigner(Signer):
     """The itsdangerous ``Signer`` of CSRF tokens, its per-key work done once.
 
@@ -382,7 +350,7 @@ class _CsrfSigner(Signer):
 
     def __init__(self, keys: Sequence[bytes]) -> None:
         super().__init__(list(keys), salt=CSRF_SALT, digest_method=hashlib.sha256)
-        macs = [_KeyedMac(self.derive_key(key)) for key in self.secret_keys]
+        macs = [KeyedMac(self.derive_key(key)) for key in self.secret_keys]
         self._signing = macs[-1]
         self._verifying = macs[::-1]
 
@@ -427,7 +395,7 @@ class CsrfTokens:
     ring: KeyRing
     max_age: float = CSRF_MAX_AGE
     _signer: _CsrfSigner = field(init=False, repr=False, compare=False)
-    _bind: _KeyedMac = field(init=False, repr=False, compare=False)
+    _bind: KeyedMac = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Built once per ring (the ring is immutable): itsdangerous signs with
@@ -435,7 +403,7 @@ class CsrfTokens:
         keys = [k.derive("handshake-csrf") for k in reversed(self.ring.keys)]
         object.__setattr__(self, "_signer", _CsrfSigner(keys))
         # ring.mac("handshake-csrf-session", ...), keyed once.
-        bind = _KeyedMac(self.ring.current.derive("handshake-csrf-session"))
+        bind = KeyedMac(self.ring.current.derive("handshake-csrf-session"))
         object.__setattr__(self, "_bind", bind)
 
     def _binding(self, session: str) -> str:
@@ -748,9 +716,9 @@ class HandshakeRules:
     address_rates: tuple[Rate, ...] = ()
     replay_ttl: float = REPLAY_TTL
     csrf: CsrfTokens
-    _tag_mac: _KeyedMac = field(init=False, repr=False, compare=False)
-    _nonce_mac: _KeyedMac = field(init=False, repr=False, compare=False)
-    _epk_mac: _KeyedMac = field(init=False, repr=False, compare=False)
+    _tag_mac: KeyedMac = field(init=False, repr=False, compare=False)
+    _nonce_mac: KeyedMac = field(init=False, repr=False, compare=False)
+    _epk_mac: KeyedMac = field(init=False, repr=False, compare=False)
     _limiter: ThrottleKeys = field(init=False, repr=False, compare=False)
 
     @classmethod
@@ -804,7 +772,7 @@ class HandshakeRules:
             ("_nonce_mac", "handshake-nonce"),
             ("_epk_mac", "handshake-epk"),
         ):
-            object.__setattr__(self, name, _KeyedMac(index.derive(purpose)))
+            object.__setattr__(self, name, KeyedMac(index.derive(purpose)))
         object.__setattr__(self, "_limiter", ThrottleKeys(ring=self.ring, prefix=self.prefix))
 
     def _tag(self, binding: str) -> str:

@@ -26,7 +26,6 @@ key's.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import re
@@ -43,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from tokenware.core.keyed_mac import KeyedMac
 from tokenware.errors import ConfigurationError, InvalidToken
 
 __all__ = [
@@ -223,7 +223,7 @@ class Hs256:
     cost for a token-sized message.
     """
 
-    __slots__ = ("_inner", "_outer", "_secret")
+    __slots__ = ("_mac", "_secret")
     alg = "HS256"
     can_sign = True
 
@@ -231,10 +231,7 @@ class Hs256:
         if not isinstance(secret, bytes) or len(secret) < 32:
             raise ConfigurationError("an HS256 key must be at least 32 bytes")
         self._secret = secret
-        block = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
-        block = block.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        self._mac = KeyedMac(secret)
 
     @property
     def secret(self) -> bytes:
@@ -243,19 +240,11 @@ class Hs256:
 
     def sign(self, data: bytes) -> bytes:
         """HMAC-SHA256 of ``data``."""
-        inner = self._inner.copy()
-        inner.update(data)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
+        return self._mac(data)
 
     def verify(self, data: bytes, signature: bytes) -> bool:
         """Constant-time comparison with the expected MAC."""
-        inner = self._inner.copy()
-        inner.update(data)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return hmac.compare_digest(outer.digest(), signature)
+        return hmac.compare_digest(self._mac(data), signature)
 
     def __repr__(self) -> str:
         return "Hs256(<secret>)"
