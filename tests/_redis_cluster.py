@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from _redis_server import RedisServer, _command
 
@@ -139,3 +140,27 @@ class RedisCluster:
         """Stop every node this object started (each by its pid)."""
         for node in self.nodes:
             node.stop()
+
+
+def replicated(cluster: Any, timeout: float = 10.0) -> None:
+    """Wait until every replica of ``cluster`` has every write of its primary
+    (replication offsets equal); skips killed nodes."""
+    import redis
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lagging = 0
+        for node in cluster.nodes:
+            if node.pid is None:
+                continue
+            client = redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=1)
+            info = client.info("replication")
+            client.close()
+            if info.get("role") == "master":
+                for name, replica in info.items():
+                    if name.startswith("slave") and isinstance(replica, dict):
+                        lagging += replica["offset"] != info["master_repl_offset"]
+        if not lagging:
+            return
+        time.sleep(0.05)
+    raise AssertionError("replicas did not catch up")

@@ -636,29 +636,6 @@ def owner_port(client: Any, key: str) -> int:
     return int(client.nodes_manager.get_node_from_slot(slot_of(key)).port)
 
 
-def replicated(cluster: Any, timeout: float = 10.0) -> None:
-    """Wait until every replica has every write of its primary (offsets equal)."""
-    import redis
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lagging = 0
-        for node in cluster.nodes:
-            if node.pid is None:
-                continue
-            client = redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=1)
-            info = client.info("replication")
-            client.close()
-            if info.get("role") == "master":
-                for name, replica in info.items():
-                    if name.startswith("slave") and isinstance(replica, dict):
-                        lagging += replica["offset"] != info["master_repl_offset"]
-        if not lagging:
-            return
-        time.sleep(0.05)
-    raise AssertionError("replicas did not catch up")
-
-
 def report(name: str, **facts: Any) -> None:
     """One line for ``-s`` runs and the CI log: what the fault looked like."""
     print(f"\n[{name}] " + json.dumps(facts, sort_keys=True, default=str))

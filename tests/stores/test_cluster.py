@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _redis_cluster import replicated
 from _support import need, raw_redis, redis_keys
 
 from tokenware import Tokenware
@@ -300,27 +301,6 @@ def test_a_lost_reply_is_never_resent(private_cluster: Any, prefix: str) -> None
     pair.sync.close()
 
 
-def _replicated(cluster: Any, timeout: float = 10.0) -> None:
-    """Wait until every replica has every write of its primary (offsets equal)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lagging = 0
-        for node in cluster.nodes:
-            if node.pid is None:
-                continue
-            client = redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=1)
-            info = client.info("replication")
-            client.close()
-            if info.get("role") == "master":
-                for name, replica in info.items():
-                    if name.startswith("slave") and isinstance(replica, dict):
-                        lagging += replica["offset"] != info["master_repl_offset"]
-        if not lagging:
-            return
-        time.sleep(0.05)
-    raise AssertionError("replicas did not catch up")
-
-
 def test_primary_killed_replica_promoted(private_cluster: Any, prefix: str) -> None:
     """Kill (SIGKILL) the primary holding a refresh family, a consumed
     challenge and a consumed marker, after they reached its replica.
@@ -356,7 +336,7 @@ def test_primary_killed_replica_promoted(private_cluster: Any, prefix: str) -> N
     marker = key_on(client, victim_port, prefix)
     consume = Batch(guards=(Absent(marker),), writes=(Put(marker, b"used"),))
     assert pair.sync.apply(consume) is True
-    _replicated(private_cluster)
+    replicated(private_cluster)
 
     victim = private_cluster.primary_for(victim_port)
     assert victim.pid is not None
@@ -446,7 +426,7 @@ def test_residual_risk_a_consume_not_replicated_is_lost_on_failover(
     assert primary is not None and replica is not None, "no primary with a replica left"
     marker = key_on(admin, primary.port, prefix)
     assert pair.sync.apply(Batch(guards=(Absent(marker),), writes=(Put(marker, b"fresh"),)))
-    _replicated(private_cluster)
+    replicated(private_cluster)
     consume = Batch(guards=(Equals(marker, b"fresh"),), writes=(Put(marker, b"used"),))
 
     replica.pause()
