@@ -129,7 +129,11 @@ class _Base:
     # -- CSRF tokens -------------------------------------------------------------
 
     def issue_csrf(self, *, session: str | None = None) -> str:
-        """A new signed CSRF token (bound to ``session`` when given)."""
+        """A new signed CSRF token (bound to ``session`` when given).
+
+        Raises:
+            ValidationError: ``session`` is not valid text.
+        """
         return self._rules.csrf.issue(session=session, now=self._clock(), rand=self._rand)
 
     def csrf_cookie(
@@ -243,6 +247,8 @@ class Handshake(_Base):
             Throttled: 429 with ``retry_after``.
             HandshakeReplayed: 409 ``handshake_replayed``.
             StoreUnavailable: 503; never a pass.
+            ValidationError: an app-supplied ``session`` or ``address`` that
+                is not valid text (e.g. holds a lone surrogate).
         """
         accepted: Accepted = self._run(
             self._flow(

@@ -502,3 +502,33 @@ def test_csrf_signer_agrees_with_itsdangerous_on_mangled_tokens() -> None:
             assert outcome(ours, candidate.encode()) == expected, candidate
             accepted += expected is not None
     assert accepted >= 2  # the originals, and the lenient decoder's equivalent spellings
+
+
+def test_a_session_that_is_not_valid_text_is_a_validation_error() -> None:
+    from tokenware import Tokenware
+
+    tw = Tokenware(store="memory://", secret_key=b"handshake-session-secret-0123456789")
+    for bad in ("\ud800", "a\udfffb"):
+        with pytest.raises(errors.ValidationError):
+            tw.handshake.issue_csrf(session=bad)
+    token = tw.handshake.issue_csrf()
+    hs = tw.handshake.configure(origins=["https://app.example.com"])
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from tokenware.core.handshake import b64u
+
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    )
+    with pytest.raises(errors.ValidationError):
+        hs.respond(
+            f"v1.{b64u(point)}.{b64u(bytes(16))}",
+            csrf_token=token,
+            csrf_cookie=token,
+            origin="https://app.example.com",
+            payload="t",
+            session="\ud800",
+        )

@@ -407,7 +407,13 @@ class CsrfTokens:
         object.__setattr__(self, "_bind", bind)
 
     def _binding(self, session: str) -> str:
-        return b64u(self._bind(session.encode("utf-8"))[:16])
+        if not isinstance(session, str):
+            raise ValidationError("session must be a string")
+        try:
+            raw = session.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("session contains a lone surrogate") from None
+        return b64u(self._bind(raw)[:16])
 
     def issue(self, *, session: str | None = None, now: float, rand: Random) -> str:
         """A new token, bound to ``session`` when given."""
