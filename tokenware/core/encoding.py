@@ -59,5 +59,10 @@ def json_bytes(value: Any, *, what: str) -> bytes:
 
 
 def json_load(raw: bytes) -> Any:
-    """Decode JSON written by :func:`json_bytes`."""
-    return json.loads(raw)
+    """Decode JSON written by :func:`json_bytes` (UTF-8).
+
+    Bytes that are not UTF-8 raise ``UnicodeDecodeError``, a ``ValueError``
+    like every other JSON error. Decoding first skips ``json.loads``'
+    encoding detection, which every session and PAT verify would pay.
+    """
+    return json.loads(raw.decode("utf-8"))
