@@ -39,12 +39,12 @@ into HTTP 403. Throttle headers are not added to websocket handshakes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any
 
 from tokenware._drive import run_async
 from tokenware._middleware import Middleware
-from tokenware.core.http import Headers, RequestView, Response, pipeline
+from tokenware.core.http import Headers, RequestView, Response, fast_outcome, pipeline
 from tokenware.endpoints import Endpoints, asgi_path, asgi_request, send_asgi_response
 from tokenware.identity import Identity
 
@@ -66,7 +66,7 @@ class _Credentials:
         self.scopes = list(scopes)
 
 
-def _credentials_class() -> Callable[[list[str]], Any]:
+def _credentials_class() -> Callable[[Sequence[str]], Any]:
     try:
         from starlette.authentication import AuthCredentials
     except ImportError:  # pragma: no cover - starlette is optional
@@ -87,6 +87,18 @@ class TokenwareMiddleware(Middleware[ASGIApp]):
 
     def _prepare(self) -> None:
         self._auth_credentials = _credentials_class()
+        self._scope_lists: dict[frozenset[str], tuple[str, ...]] = {}
+
+    def _credential_scopes(self, scopes: frozenset[str]) -> tuple[str, ...]:
+        """``("authenticated", *sorted(scopes))``, remembered per scope set
+        (few distinct sets, and sorting on every request showed up)."""
+        known = self._scope_lists.get(scopes)
+        if known is None:
+            known = ("authenticated", *sorted(scopes))
+            if len(self._scope_lists) >= 256:
+                self._scope_lists.clear()
+            self._scope_lists[scopes] = known
+        return known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -114,22 +126,29 @@ class TokenwareMiddleware(Middleware[ASGIApp]):
                 forwarded = (*forwarded, value.decode("latin-1"))
             elif name == b"cookie":
                 cookies = (*cookies, value.decode("latin-1"))
-        client = scope.get("client")
         query = scope.get("query_string")
-        view = RequestView(
-            method,
-            path,
-            authorization,
-            query.decode("latin-1") if query else "",
-            str(client[0]) if client else None,
-            forwarded,
-            websocket,
-        )
+        query_string = query.decode("latin-1") if query else ""
         tw = self.tokenware
         scope["tokenware"] = tw
         scope["tokenware.instance"] = tw
         scope["tokenware.trusted_proxies"] = self.policy.trusted_proxies
-        outcome = await run_async(pipeline(view, self.policy, tw._authenticate_flow), tw.stores.aio)
+        outcome = fast_outcome(
+            method, path, authorization, query_string, self.policy, tw._authenticate_local
+        )
+        if outcome is None:
+            client = scope.get("client")
+            view = RequestView(
+                method,
+                path,
+                authorization,
+                query_string,
+                str(client[0]) if client else None,
+                forwarded,
+                websocket,
+            )
+            outcome = await run_async(
+                pipeline(view, self.policy, tw._authenticate_flow), tw.stores.aio
+            )
         identity = outcome.identity
         scope["tokenware.identity"] = identity
         scope["tokenware.error"] = outcome.error
@@ -137,7 +156,7 @@ class TokenwareMiddleware(Middleware[ASGIApp]):
             scope["user"] = identity
             # "authenticated" as Starlette's own AuthenticationMiddleware
             # convention, so @requires("authenticated") works behind us.
-            scope["auth"] = self._auth_credentials(["authenticated", *sorted(identity.scopes)])
+            scope["auth"] = self._auth_credentials(self._credential_scopes(identity.scopes))
         else:
             scope.setdefault("user", identity)
             scope.setdefault("auth", self._auth_credentials([]))

@@ -17,7 +17,7 @@ from tokenware._drive import run_async, run_sync
 from tokenware.challenges import AsyncChallenges, Challenges
 from tokenware.config import DEFAULT_STORE_URL, Settings, settings_from_env
 from tokenware.core.challenge import ChallengeRules
-from tokenware.core.credentials import Verifiers, authenticate
+from tokenware.core.credentials import Verifiers, authenticate, authenticate_local
 from tokenware.core.encoding import Random
 from tokenware.core.flow import Flow
 from tokenware.core.handshake import HandshakeRules
@@ -120,6 +120,7 @@ class Tokenware:
             pats=pat_rules,
             clock=clock,
             jwt=self._verify_jwt,
+            jwt_local=self._verify_jwt_local,
         )
         #: Session tokens and short-lived values.
         self.sessions = Sessions(self._verifiers.sessions, self._run, clock, random)
@@ -161,6 +162,20 @@ class Tokenware:
         # Late-bound, so a tw.jwt replaced by Jwt.over(tw, ...) is the one used.
         jwt = self.jwt
         return jwt._verify(token, jwt._clock())
+
+    def _verify_jwt_local(self, token: str) -> Identity | None:
+        # _verify_jwt without a store: None when check_family needs one.
+        jwt = self.jwt
+        if jwt._check_family:
+            return None
+        return jwt._verified(token, jwt._clock())[1]
+
+    def _authenticate_local(self, authorization: str | None) -> Identity | None:
+        """:meth:`authenticate` when that needs no store, else ``None``.
+
+        The middlewares' fast lane (:func:`tokenware.core.http.fast_outcome`).
+        """
+        return authenticate_local(authorization, self._verifiers)
 
     def _authenticate_flow(self, authorization: str | None) -> Flow[Identity]:
         """The flow of :meth:`authenticate`, for the middlewares' drivers."""

@@ -64,7 +64,7 @@ class Jwt:
             1024; 0 turns the cache off). A repeated token skips the
             signature and claim checks until its ``exp``, never past it;
             the ``check_family`` store read still runs on every call. Keys
-            are SHA-256 digests of the tokens, never the tokens.
+            are BLAKE2b digests of the tokens, never the tokens.
 
     Raises:
         ConfigurationError: an invalid lifetime or grace.
@@ -184,6 +184,19 @@ class Jwt:
         return self._run(self._verify(access_token, self._clock()))  # type: ignore[no-any-return]
 
     def _verify(self, access_token: str, now: float) -> Flow[Identity]:
+        claims, identity = self._verified(access_token, now)
+        if self._check_family:
+            # Never served from the cache: a revoked family must stop its
+            # access tokens on the next request.
+            sid = claims.claims.get("sid")
+            if not isinstance(sid, str) or not (yield from self._rules.family_live(sid, now=now)):
+                raise RevokedToken("the access token's refresh family is revoked or expired")
+        return identity
+
+    def _verified(self, access_token: str, now: float) -> tuple[AccessClaims, Identity]:
+        """The token's claims and identity: the codec's checks, or a cache hit
+        still before its ``exp``. Everything :meth:`verify` does but the
+        revocation check (``check_family``)."""
         if not isinstance(access_token, str):
             raise ValidationError("access_token must be a string")
         if not access_token.isascii():
@@ -192,24 +205,15 @@ class Jwt:
         cache = self._cache
         if cache is None:
             claims = self._codec.decode(access_token, now=now)
-            identity = identity_from(claims)
-        else:
-            # Inlined cache.get: this runs for every request with a JWT.
-            key = hashlib.sha256(access_token.encode()).digest()
-            hit = cache.entries.get(key)
-            if hit is None or now >= hit[0].expires_at:
-                claims = self._codec.decode(access_token, now=now)
-                identity = identity_from(claims)
-                cache.put(key, (claims, identity))
-            else:
-                claims, identity = hit
-        if self._check_family:
-            # Never served from the cache: a revoked family must stop its
-            # access tokens on the next request.
-            sid = claims.claims.get("sid")
-            if not isinstance(sid, str) or not (yield from self._rules.family_live(sid, now=now)):
-                raise RevokedToken("the access token's refresh family is revoked or expired")
-        return identity
+            return claims, identity_from(claims)
+        # Inlined cache.get: this runs for every request with a JWT.
+        key = hashlib.blake2b(access_token.encode()).digest()
+        hit = cache.entries.get(key)
+        if hit is None or now >= hit[0].expires_at:
+            claims = self._codec.decode(access_token, now=now)
+            hit = (claims, identity_from(claims))
+            cache.put(key, hit)
+        return hit
 
     def refresh(self, refresh_token: str, access_token: str | None = None) -> TokenPair:
         """Exchange a refresh token for a new pair; the presented one is used up.
@@ -260,10 +264,12 @@ class Jwt:
 
 
 class _VerifiedCache:
-    """Verified access tokens by SHA-256 of the token (never the token
-    itself): their claims and the identity they prove (both immutable, so
-    shared between requests); bounded, oldest out first. Readers check the
-    token's ``exp`` on every hit (see ``Jwt._verify``), so an entry is never
+    """Verified access tokens by the BLAKE2b-512 digest of the token (never
+    the token itself; BLAKE2b rather than SHA-256 because hashlib builds it
+    without OpenSSL's per-call context set-up, which was most of the cost
+    of hashing a token): their claims and the identity they prove (both
+    immutable, so shared between requests); bounded, oldest out first.
+    Readers check the token's ``exp`` on every hit (see ``Jwt._verified``), so an entry is never
     used at or after it; an expired entry is replaced when that token is
     verified again, or ages out.
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenware._drive import run_sync
 from tokenware._middleware import Middleware
-from tokenware.core.http import Headers, RequestView, merge_headers, pipeline
+from tokenware.core.http import Headers, RequestView, fast_outcome, merge_headers, pipeline
 from tokenware.endpoints import Endpoints, wsgi_path, wsgi_request, wsgi_status
 
 if TYPE_CHECKING:
@@ -63,17 +63,23 @@ class TokenwareMiddleware(Middleware[WSGIApplication]):
         tw = self.tokenware
         environ["tokenware.instance"] = tw
         environ["tokenware.trusted_proxies"] = self.policy.trusted_proxies
-        authorization = environ.get("HTTP_AUTHORIZATION")
-        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
-        view = RequestView(
-            method=method,
-            path=path,
-            authorization=() if authorization is None else (str(authorization),),
-            query_string=str(environ.get("QUERY_STRING", "")),
-            client=environ.get("REMOTE_ADDR"),
-            forwarded_for=() if forwarded is None else (str(forwarded),),
+        header = environ.get("HTTP_AUTHORIZATION")
+        authorization = () if header is None else (str(header),)
+        query_string = str(environ.get("QUERY_STRING", ""))
+        outcome = fast_outcome(
+            method, path, authorization, query_string, self.policy, tw._authenticate_local
         )
-        outcome = run_sync(pipeline(view, self.policy, tw._authenticate_flow), tw.stores.sync)
+        if outcome is None:
+            forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+            view = RequestView(
+                method=method,
+                path=path,
+                authorization=authorization,
+                query_string=query_string,
+                client=environ.get("REMOTE_ADDR"),
+                forwarded_for=() if forwarded is None else (str(forwarded),),
+            )
+            outcome = run_sync(pipeline(view, self.policy, tw._authenticate_flow), tw.stores.sync)
         environ["tokenware.identity"] = outcome.identity
         environ["tokenware.error"] = outcome.error
         response = outcome.response

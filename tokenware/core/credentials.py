@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tokenware.core.flow import Flow
 from tokenware.core.pat import PatRules
@@ -22,7 +22,13 @@ from tokenware.core.session import SessionRules
 from tokenware.errors import InvalidRequest, InvalidToken, MissingCredentials, NotFound
 from tokenware.identity import Identity
 
-__all__ = ["MAX_TOKEN_LENGTH", "Verifiers", "authenticate", "parse_authorization"]
+__all__ = [
+    "MAX_TOKEN_LENGTH",
+    "Verifiers",
+    "authenticate",
+    "authenticate_local",
+    "parse_authorization",
+]
 
 log = logging.getLogger("tokenware.credentials")
 
@@ -100,6 +106,21 @@ class Verifiers:
     clock: Callable[[], float] | None = None
     #: Verifies an access JWT (``tw.jwt``'s flow, with its revocation check).
     jwt: Callable[[str], Flow[Identity]] | None = None
+    #: The same verification when it needs no store: the identity, or
+    #: ``None`` when the store must be asked (a revocation check is on).
+    jwt_local: Callable[[str], Identity | None] | None = None
+    #: Every prefix that sends a token to a verifier other than the JWT's
+    #: (derived; one ``startswith`` call tells a JWT apart).
+    prefixes: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        pats = self.pats
+        prefixes = [SESSION_PREFIX]
+        if pats is not None:
+            prefixes.append(pats.token_prefix)
+            if pats.legacy_prefix is not None:
+                prefixes.append(pats.legacy_prefix)
+        object.__setattr__(self, "prefixes", tuple(prefixes))
 
 
 def authenticate(authorization: str | None, verifiers: Verifiers) -> Flow[Identity]:
@@ -112,7 +133,8 @@ def authenticate(authorization: str | None, verifiers: Verifiers) -> Flow[Identi
         StoreUnavailable: the store could not answer; never treated as valid.
     """
     token = parse_authorization(authorization)
-    if token.startswith(SESSION_PREFIX):
+    kind = _shape(token, verifiers)
+    if kind == "session":
         try:
             session = yield from verifiers.sessions.get_by_key(token)
         except NotFound:
@@ -124,17 +146,52 @@ def authenticate(authorization: str | None, verifiers: Verifiers) -> Flow[Identi
             claims=dict(session.attrs),
             expires_at=session.expires_at,
         )
-    pats = verifiers.pats
-    if pats is not None and (
-        token.startswith(pats.token_prefix)
-        or (pats.legacy_prefix is not None and token.startswith(pats.legacy_prefix))
-    ):
-        if verifiers.clock is None:
+    if kind == "pat":
+        pats = verifiers.pats
+        if verifiers.clock is None or pats is None:
             raise InvalidToken("personal access tokens need a clock in Verifiers")
         return (yield from _authenticate_pat(token, pats, verifiers.clock()))
-    if verifiers.jwt is not None and token.count(".") == 2:
+    if kind == "jwt" and verifiers.jwt is not None:
         return (yield from verifiers.jwt(token))
     raise InvalidToken("unrecognised token format")
+
+
+def authenticate_local(authorization: str | None, verifiers: Verifiers) -> Identity | None:
+    """What :func:`authenticate` returns when that needs no store, else ``None``.
+
+    Only ``Bearer <access JWT>`` verified without a revocation check (from
+    the JWT cache or by its signature) needs no store; ``None`` for every
+    other credential and header. Raises what the JWT verifier raises; the
+    caller then runs :func:`authenticate`, which decides (a header that
+    :func:`parse_authorization` refuses may fail here as a bad token).
+    """
+    local = verifiers.jwt_local
+    if (
+        local is None
+        or authorization is None
+        or not authorization.startswith("Bearer ")
+        or len(authorization) > MAX_TOKEN_LENGTH + 16
+    ):
+        return None
+    # Neither parse_authorization nor _shape's count of dots: a token that
+    # verifies (or equals, by its hash, one that did) has three non-empty
+    # segments of base64url characters, so after "Bearer " and within the
+    # length cap it is exactly what parse_authorization returns, and one
+    # that has not fails verification here. Only the other verifiers'
+    # prefixes must be ruled out (a "tws_a.b.c" is a session token).
+    token = authorization[7:]
+    if token.startswith(verifiers.prefixes):
+        return None
+    return local(token)
+
+
+def _shape(token: str, verifiers: Verifiers) -> str | None:
+    """Which verifier a token goes to: ``session``, ``pat``, ``jwt`` or ``None``."""
+    if token.startswith(verifiers.prefixes):
+        return "session" if token.startswith(SESSION_PREFIX) else "pat"
+    if token.count(".") == 2:
+        return "jwt"
+    return None
 
 
 def _authenticate_pat(token: str, pats: PatRules, now: float) -> Flow[Identity]:
