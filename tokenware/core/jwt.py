@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from tokenware.core import jws
 from tokenware.core.jwt_keys import JwtKey, JwtKeys
 from tokenware.errors import ConfigurationError, ExpiredToken, InvalidToken, ValidationError
-from tokenware.identity import Identity
+from tokenware.identity import Identity, verified_identity
 
 if TYPE_CHECKING:
     from tokenware.config import Settings
@@ -72,6 +72,8 @@ _TYPES = frozenset({"at+jwt", "application/at+jwt"})
 _MAX_KID = 64
 #: How many distinct verified headers :meth:`AccessTokenCodec.decode` remembers.
 _HEADER_MEMO_SIZE = 64
+#: How many distinct ``scope`` claims of signed tokens the codec remembers.
+_SCOPE_MEMO_SIZE = 256
 _NO_SCOPES: frozenset[str] = frozenset()
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = r"[\x21\x23-\x5b\x5d-\x7e]+"  # noqa: S105 - a character class
@@ -137,6 +139,7 @@ class AccessTokenCodec:
         "_leeway",
         "_max_lifetime",
         "_max_size",
+        "_scope_sets",
         "_verifiers",
     )
 
@@ -174,6 +177,11 @@ class AccessTokenCodec:
         # most verifications skip decoding and checking the header again.
         # Headers are client input: bounded, emptied when full.
         self._verifiers: dict[bytes, JwtKey] = {}
+        # "scope" claim -> its checked set: tokens carry a handful of distinct
+        # scope strings, and the regex, split and frozenset showed up in every
+        # cold verification. Only claims of signed tokens that passed the
+        # check get here; bounded, emptied when full.
+        self._scope_sets: dict[str, frozenset[str]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessTokenCodec:
@@ -375,10 +383,18 @@ class AccessTokenCodec:
             if "scope" in payload:
                 raise InvalidToken("scope is null")
             scopes: frozenset[str] = _NO_SCOPES
-        elif type(scope) is not str or _SCOPE_RE.fullmatch(scope) is None:
+        elif type(scope) is not str:
             raise InvalidToken("scope must be space-separated scope tokens")
         else:
-            scopes = frozenset(scope.split(" "))
+            known = self._scope_sets.get(scope)
+            if known is None:
+                if _SCOPE_RE.fullmatch(scope) is None:
+                    raise InvalidToken("scope must be space-separated scope tokens")
+                known = frozenset(scope.split(" "))
+                if len(self._scope_sets) >= _SCOPE_MEMO_SIZE:
+                    self._scope_sets.clear()
+                self._scope_sets[scope] = known
+            scopes = known
         if iat > now + self._leeway:
             raise InvalidToken("iat is in the future")
         if verify_exp and now > exp + self._leeway:
@@ -423,11 +439,12 @@ def _scope_string(scopes: Iterable[str]) -> str:
 
 def identity_from(claims: AccessClaims) -> Identity:
     """The :class:`~tokenware.identity.Identity` an access token proves."""
-    return Identity(
-        subject=claims.subject,
-        kind="jwt",
-        scopes=claims.scopes,
-        token_id=claims.token_id,
-        claims=claims.claims,
-        expires_at=float(claims.expires_at),
+    return verified_identity(
+        claims.subject,
+        "jwt",
+        claims.scopes,
+        claims.token_id,
+        claims.claims,
+        float(claims.expires_at),
+        False,
     )
