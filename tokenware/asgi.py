@@ -90,15 +90,14 @@ class TokenwareMiddleware(Middleware[ASGIApp]):
         self._scope_lists: dict[frozenset[str], tuple[str, ...]] = {}
 
     def _credential_scopes(self, scopes: frozenset[str]) -> tuple[str, ...]:
-        """``("authenticated", *sorted(scopes))``, remembered per scope set
-        (few distinct sets, and sorting on every request showed up)."""
-        known = self._scope_lists.get(scopes)
-        if known is None:
-            known = ("authenticated", *sorted(scopes))
-            if len(self._scope_lists) >= 256:
-                self._scope_lists.clear()
-            self._scope_lists[scopes] = known
-        return known
+        """``("authenticated", *sorted(scopes))``, remembered in
+        ``_scope_lists`` (few distinct sets, and sorting on every request
+        showed up; ``__call__`` reads the memo itself)."""
+        listed = ("authenticated", *sorted(scopes))
+        if len(self._scope_lists) >= 256:
+            self._scope_lists.clear()
+        self._scope_lists[scopes] = listed
+        return listed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -156,7 +155,10 @@ class TokenwareMiddleware(Middleware[ASGIApp]):
             scope["user"] = identity
             # "authenticated" as Starlette's own AuthenticationMiddleware
             # convention, so @requires("authenticated") works behind us.
-            scope["auth"] = self._auth_credentials(self._credential_scopes(identity.scopes))
+            listed = self._scope_lists.get(identity.scopes)
+            if listed is None:
+                listed = self._credential_scopes(identity.scopes)
+            scope["auth"] = self._auth_credentials(listed)
         else:
             scope.setdefault("user", identity)
             scope.setdefault("auth", self._auth_credentials([]))
