@@ -269,9 +269,9 @@ class _VerifiedCache:
     without OpenSSL's per-call context set-up, which was most of the cost
     of hashing a token): their claims and the identity they prove (both
     immutable, so shared between requests); bounded, oldest out first.
-    Readers check the token's ``exp`` on every hit (see ``Jwt._verified``), so an entry is never
-    used at or after it; an expired entry is replaced when that token is
-    verified again, or ages out.
+    Readers check the token's ``exp`` on every hit (see ``Jwt._verified``),
+    so an entry is never used at or after it; an expired entry is replaced
+    when that token is verified again, or ages out.
 
     Shared by ``tw.jwt`` and ``tw.aio.jwt`` (and their threads): writes take
     the lock, reads are single dict lookups.
