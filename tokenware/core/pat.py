@@ -255,6 +255,20 @@ class _Phc:
     digest: bytes = field(repr=False)
 
 
+#: How many stored records :meth:`PatRules._parsed_record` remembers.
+_RECORD_MEMO_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _ParsedRecord:
+    """A stored record as verify needs it: decoded, its verifier checked."""
+
+    token_id: str
+    record: PatRecord
+    data: dict[str, Any] = field(repr=False)  # shared: copy before writing
+    checked: str | tuple[_Phc, tuple[int, int, int] | RootKey] = field(repr=False)
+
+
 def _parse_phc(phc: object) -> _Phc | str:
     """A structurally valid PHC string, else the failure reason."""
     if not isinstance(phc, str) or not phc.isascii() or len(phc) > MAX_PHC_LENGTH:
@@ -441,6 +455,11 @@ class PatRules:
     prefix: str
     token_prefix: str = PAT_PREFIX
     legacy_prefix: str | None = LEGACY_PREFIX
+    # Stored record bytes -> what verify derives from them alone (see
+    # _parsed_record); derived state, not configuration.
+    _records: dict[bytes, _ParsedRecord] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for name in ("token_prefix", "legacy_prefix"):
@@ -577,13 +596,37 @@ class PatRules:
         key = self.ring.get(kid) if _KID.fullmatch(kid) else None
         return "invalid_parameters" if key is None else (parsed, key)
 
-    def _check_secret(self, parts: _Parsed, phc: object) -> tuple[str | None, str | None]:
+    def _parsed_record(self, raw: bytes, token_id: str) -> _ParsedRecord:
+        """The record in ``raw`` and its checked verifier, remembered by the bytes.
+
+        Decoding the JSON record and parsing its PHC string were half of a
+        verification, and a token's record changes at most once a minute
+        (``last_used_at``) or when it is revoked: new bytes, a new entry. The
+        entry holds nothing the store does not (and no secret); its ``data``
+        is shared, so callers copy it before writing. Bounded, emptied when
+        full.
+        """
+        memo = self._records
+        hit = memo.get(raw)
+        if hit is None or hit.token_id != token_id:
+            record, data = self._decode(raw)
+            hit = _ParsedRecord(
+                token_id, record, data, self._checked_phc(data.get("phc"), token_id)
+            )
+            if len(memo) >= _RECORD_MEMO_SIZE:
+                memo.clear()
+            memo[raw] = hit
+        return hit
+
+    def _check_secret(
+        self, parts: _Parsed, checked: str | tuple[_Phc, tuple[int, int, int] | RootKey]
+    ) -> tuple[str | None, str | None]:
         """``(reason, new_phc)``: reason ``None`` when the secret matches.
 
+        ``checked`` is :meth:`_checked_phc` of the stored verifier.
         ``new_phc`` is the verifier to write back: an HMAC one under the
         newest key, when the stored one is scrypt or names an older key.
         """
-        checked = self._checked_phc(phc, parts.token_id)
         if isinstance(checked, str):
             self._mac(parts.token_id, parts.secret, self.ring.current)  # same cost as a miss
             log.warning("stored verifier of personal access token %s: %s", parts.token_id, checked)
@@ -776,8 +819,9 @@ class PatRules:
             if raw is None:
                 self._mac(parts.token_id, parts.secret, self.ring.current)  # a dummy HMAC
                 return PatVerification(False, None, "not_found")
-            record, data = self._decode(raw)
-            reason, new_phc = self._check_secret(parts, data.get("phc"))
+            parsed = self._parsed_record(raw, parts.token_id)
+            record = parsed.record
+            reason, new_phc = self._check_secret(parts, parsed.checked)
             if reason is not None:
                 return PatVerification(False, None, reason)
             if record.revoked_at is not None:
@@ -787,6 +831,7 @@ class PatRules:
             touch = record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL
             if not touch and new_phc is None:
                 return PatVerification(True, record, None)
+            data = dict(parsed.data)  # the memo's copy is shared
             if touch:
                 data["last_used_at"] = now
             if new_phc is not None:
