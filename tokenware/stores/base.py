@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from tokenware.core.ops import Batch, Gcra, GcraResult, Put, SetAdd
+from tokenware.core.ops import Batch, Gcra, GcraResult, Guard, Put, SetAdd, Write
 from tokenware.errors import ValidationError
 
 __all__ = [
@@ -113,13 +113,17 @@ def hash_tag(key: str) -> str:
     and the first ``}`` after it when that text is not empty, else the whole
     key (Redis's own rule, byte for byte, so a batch this accepts never
     fails with CROSSSLOT)."""
+    end = _tag_end(key)
+    return key if end < 0 else key[key.find("{") + 1 : end]
+
+
+def _tag_end(key: str) -> int:
+    """Where the hash tag of ``key`` ends (its ``}``), or -1 when it has none."""
     start = key.find("{")
     if start < 0:
-        return key
+        return -1
     end = key.find("}", start + 1)
-    if end <= start + 1:
-        return key
-    return key[start + 1 : end]
+    return end if end > start + 1 else -1
 
 
 def check_batch(batch: Batch) -> None:
@@ -130,15 +134,37 @@ def check_batch(batch: Batch) -> None:
             CROSSSLOT on Redis Cluster), an empty batch, or a TTL that is not
             a positive number of seconds.
     """
-    keys = batch.keys()
-    if not keys:
+    items = batch.guards + batch.writes
+    if not items:
         raise ValidationError("empty batch")
-    tags = {hash_tag(k) for k in keys}
-    if len(tags) != 1:
-        raise ValidationError(f"batch keys span {len(tags)} hash tags; one is required")
+    if not _share_first_tag(items):
+        tags = {hash_tag(item.key) for item in items}
+        if len(tags) != 1:
+            raise ValidationError(f"batch keys span {len(tags)} hash tags; one is required")
     for write in batch.writes:
         if isinstance(write, (Put, SetAdd)) and write.ttl is not None and not write.ttl > 0:
             raise ValidationError(f"ttl must be a positive number of seconds, got {write.ttl!r}")
+
+
+def _share_first_tag(items: tuple[Guard | Write, ...]) -> bool:
+    """Whether every key starts like the first one up to its tag's closing brace.
+
+    Such keys have the first key's hash tag (the same first ``{``, the same
+    first ``}`` after it), so this is a cheap sufficient test: one
+    ``startswith`` per key instead of :func:`hash_tag`. ``False`` says
+    nothing; the caller then compares the tags themselves.
+    """
+    first = items[0].key
+    end = _tag_end(first)
+    if end < 0:
+        return False
+    head = first[: end + 1]
+    for item in items:
+        key = item.key
+        # A write usually names a key a guard named: skip the first key.
+        if key is not first and not key.startswith(head):
+            return False
+    return True
 
 
 #: Largest tolerance (``interval * burst``) a GCRA key may have: 100 years in

@@ -92,13 +92,19 @@ class MemoryStore:
 
     def _write(self, write: Put | Delete | SetAdd | SetRemove, now: float) -> None:
         key = write.key
-        current = self._live(key, now)
         if isinstance(write, Put):
+            # The old value matters only to keep_ttl, so only then is it read
+            # (and an expired one dropped); otherwise both maps are overwritten.
+            if not (write.keep_ttl and self._live(key, now) is not None):
+                ttl = write.ttl
+                if ttl is None:
+                    self._expiry.pop(key, None)
+                else:
+                    self._expiry[key] = now + ttl
             self._data[key] = write.value
-            if write.keep_ttl and current is not None:
-                return
-            self._set_ttl(key, write.ttl, now)
-        elif isinstance(write, Delete):
+            return
+        current = self._live(key, now)
+        if isinstance(write, Delete):
             self._data.pop(key, None)
             self._expiry.pop(key, None)
         elif isinstance(write, SetAdd):
@@ -116,12 +122,6 @@ class MemoryStore:
             if not current:
                 del self._data[key]
                 self._expiry.pop(key, None)
-
-    def _set_ttl(self, key: str, ttl: float | None, now: float) -> None:
-        if ttl is None:
-            self._expiry.pop(key, None)
-        else:
-            self._expiry[key] = now + ttl
 
     # -- the Store contract --------------------------------------------------
 
@@ -151,10 +151,17 @@ class MemoryStore:
         """Check the guards and apply the writes under one lock."""
         check_batch(batch)
         with self._lock:
-            self._check()
+            if self._forked:
+                self._check()
             now = self._clock()
-            if not all(self._holds(g, now) for g in batch.guards):
-                return False
+            data = self._data
+            for guard in batch.guards:
+                # A key never written holds Absent with nothing to expire (a
+                # key with a deadline always has a value): the usual case of
+                # an insert-if-absent, decided by one lookup.
+                if not (type(guard) is Absent and guard.key not in data):
+                    if not self._holds(guard, now):
+                        return False
             for write in batch.writes:
                 self._write(write, now)
             return True
