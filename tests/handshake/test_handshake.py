@@ -356,21 +356,25 @@ def test_b64u_decode_accepts_exactly_the_canonical_strings() -> None:
                 core.b64u_decode(other, length)
 
 
-def test_replay_keys_are_the_ring_name_macs_whatever_the_rotation() -> None:
-    """Keyed states computed once give the store key names ring.name_mac gave."""
+def test_replay_keys_follow_the_protocol_layout_whatever_the_rotation() -> None:
+    """``{tag}:n:<handshake id>`` and ``{tag}:k:<SHA-256(epk_c)>`` (security.md §2.6 step 5).
+
+    Only the tag, which stands for a secret (session id or CSRF random part),
+    is keyed: ring.name_mac under the index key, so a rotation keeps it. The
+    nonce is named by the handshake id (a hash), never in clear.
+    """
     import hashlib
     import os
 
     from tokenware import KeyRing, RootKey
     from tokenware.core.encoding import BASE62
+    from tokenware.stores.base import hash_tag
 
-    def legacy(
-        ring: KeyRing, prefix: str, binding: str, epk: bytes, nonce: bytes
-    ) -> tuple[str, str]:
+    def spec(ring: KeyRing, prefix: str, binding: str, epk: bytes, nonce: bytes) -> tuple[str, str]:
         mac = ring.name_mac("handshake-tag", binding.encode("utf-8"))
         tag = "".join(BASE62[b % 62] for b in mac[:4])
-        n = ring.name_mac("handshake-nonce", nonce)[:16].hex()
-        k = ring.name_mac("handshake-epk", hashlib.sha256(epk).digest())[:16].hex()
+        n = hashlib.sha256(nonce).hexdigest()[:32]
+        k = hashlib.sha256(epk).hexdigest()
         return f"{prefix}:hs:{{{tag}}}:n:{n}", f"{prefix}:hs:{{{tag}}}:k:{k}"
 
     old, new = RootKey("old", b"o" * 32), RootKey("new", b"n" * 32)
@@ -380,11 +384,14 @@ def test_replay_keys_are_the_ring_name_macs_whatever_the_rotation() -> None:
             for _ in range(20):
                 epk, nonce = os.urandom(65), os.urandom(16)
                 got = rules.replay_keys(binding, epk, nonce)
-                assert got == legacy(ring, "tw", binding, epk, nonce)
+                assert got == spec(ring, "tw", binding, epk, nonce)
+                assert all(hash_tag(key) == hash_tag(got[0]) for key in got)
     # Rotation keeps the names: the index (oldest) key names them.
     a = core.HandshakeRules.build(ring=KeyRing([old]), prefix="tw")
     b = core.HandshakeRules.build(ring=KeyRing([new, old]), prefix="tw")
     assert a.replay_keys("s:x", b"e", b"n") == b.replay_keys("s:x", b"e", b"n")
+    # Another session, another tag (whatever the nonce and key).
+    assert a.replay_keys("s:x", b"e", b"n")[0] != a.replay_keys("s:y", b"e", b"n")[0]
 
 
 def test_payload_bytes_is_the_compact_json_of_the_payload() -> None:

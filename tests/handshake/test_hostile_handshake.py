@@ -298,7 +298,7 @@ def test_97_replay_guard_is_one_atomic_batch_with_one_hash_tag(
     assert len(keys) == 2 and len(batch.guards) == 2 and len(batch.writes) == 2
     tags = {k.split("{", 1)[1].split("}", 1)[0] for k in keys}
     assert len(tags) == 1
-    for key in keys:  # keyed HMACs only: neither nonce nor key appears
+    for key in keys:  # hashes only: neither nonce nor key appears in clear
         assert b64u(client.nonce) not in key and client.nonce.hex() not in key
         assert b64u(client.epk)[:20] not in key and client.epk.hex()[:20] not in key
     assert all(w.ttl == 300.0 for w in batch.writes)  # type: ignore[union-attr]

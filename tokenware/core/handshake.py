@@ -33,13 +33,21 @@ fails an earlier one:
 6. only then is the payload made (by the caller, after :func:`accept_flow`
    returned) and sealed with :func:`seal`.
 
-Store layout (``{...}`` is the Redis Cluster hash tag)::
+Store layout (``{...}`` is the Redis Cluster hash tag), after §2.6 step 5::
 
-    <prefix>:hs:{<tag>}:n:<mac(n_c)>           replay guard on the nonce, TTL 300 s
-    <prefix>:hs:{<tag>}:k:<mac(SHA-256(epk_c))> replay guard on the key, TTL 300 s
+    <prefix>:hs:{<tag>}:n:<handshake id>        replay guard on the nonce, TTL 300 s
+    <prefix>:hs:{<tag>}:k:<hex SHA-256(epk_c)>  replay guard on the key, TTL 300 s
 
 ``tag`` is four base62 characters of a keyed HMAC of the session (or, with
 no session, of the CSRF token's random part), so both keys share one slot.
+The tag is keyed because session ids and CSRF tokens are secrets. The
+nonce and the public key are not (the browser sends both over TLS, and a
+reply is sealed to the key's owner only), so plain SHA-256 names them: the
+key's as in the protocol, the nonce's by the handshake id (the first 16
+bytes of SHA-256(n_c), in hex), the one name of a handshake fit for logs,
+rather than the nonce itself. (Earlier releases named both by keyed MACs;
+their entries are not seen under the new names, which matters only in the
+five minutes after an upgrade.)
 """
 
 from __future__ import annotations
@@ -723,8 +731,7 @@ class HandshakeRules:
     replay_ttl: float = REPLAY_TTL
     csrf: CsrfTokens
     _tag_mac: KeyedMac = field(init=False, repr=False, compare=False)
-    _nonce_mac: KeyedMac = field(init=False, repr=False, compare=False)
-    _epk_mac: KeyedMac = field(init=False, repr=False, compare=False)
+    _key_head: str = field(init=False, repr=False, compare=False)
     _limiter: ThrottleKeys = field(init=False, repr=False, compare=False)
 
     @classmethod
@@ -769,29 +776,27 @@ class HandshakeRules:
         )
 
     def __post_init__(self) -> None:
-        # The keyed states of ring.name_mac(purpose, ...) for the replay-guard
-        # names, computed once and copied per handshake: the same bytes,
-        # so the same store keys, without re-deriving a key per MAC.
-        index = self.ring.index_key
-        for name, purpose in (
-            ("_tag_mac", "handshake-tag"),
-            ("_nonce_mac", "handshake-nonce"),
-            ("_epk_mac", "handshake-epk"),
-        ):
-            object.__setattr__(self, name, KeyedMac(index.derive(purpose)))
+        # The keyed state of ring.name_mac("handshake-tag", ...), computed once
+        # and copied per handshake: the same tag without re-deriving a key.
+        tag_mac = KeyedMac(self.ring.index_key.derive("handshake-tag"))
+        object.__setattr__(self, "_tag_mac", tag_mac)
+        object.__setattr__(self, "_key_head", f"{self.prefix}:hs:{{")
         object.__setattr__(self, "_limiter", ThrottleKeys(ring=self.ring, prefix=self.prefix))
-
-    def _tag(self, binding: str) -> str:
-        mac = self._tag_mac(binding.encode("utf-8"))
-        return mac[:TAG_LENGTH].translate(_TO_BASE62).decode("ascii")
 
     def replay_keys(self, binding: str, epk: bytes, nonce: bytes) -> tuple[str, str]:
         """The two replay-guard keys (one hash tag) for a session and request."""
-        tag = self._tag(binding)
-        n = self._nonce_mac(nonce)[:16].hex()
-        k = self._epk_mac(hashlib.sha256(epk).digest())[:16].hex()
-        base = f"{self.prefix}:hs:{{{tag}}}"
-        return f"{base}:n:{n}", f"{base}:k:{k}"
+        return self._replay_keys(binding, epk, _handshake_id(nonce))
+
+    def _replay_keys(self, binding: str, epk: bytes, handshake_id: str) -> tuple[str, str]:
+        # replay_keys with the handshake id the flow computes anyway.
+        mac = self._tag_mac(binding.encode("utf-8"))
+        base = f"{self._key_head}{mac[:TAG_LENGTH].translate(_TO_BASE62).decode('ascii')}}}"
+        return f"{base}:n:{handshake_id}", f"{base}:k:{hashlib.sha256(epk).hexdigest()}"
+
+
+def _handshake_id(nonce: bytes) -> str:
+    # Hex of the first 16 bytes of SHA-256(n_c): logs and the nonce's replay key.
+    return hashlib.sha256(nonce).hexdigest()[:32]
 
 
 def accept_flow(
@@ -828,7 +833,8 @@ def accept_flow(
     # 4: canonical base64url (alphabet and lengths checked in 1), then the point.
     epk = _decode_canonical(epk_text, POINT_LENGTH)
     client_key, epk, nonce = _client_key(epk, _decode_canonical(nonce_text, NONCE_LENGTH))
-    nonce_key, epk_key = rules.replay_keys(binding, epk, nonce)  # 5
+    handshake_id = _handshake_id(nonce)
+    nonce_key, epk_key = rules._replay_keys(binding, epk, handshake_id)  # 5
     ttl = rules.replay_ttl
     fresh = yield Apply(
         Batch(
@@ -838,7 +844,6 @@ def accept_flow(
     )
     if not fresh:
         raise HandshakeReplayed("nonce or client key seen before")
-    handshake_id = hashlib.sha256(nonce).hexdigest()[:32]
     return Accepted(client_key, epk, nonce, canonical, csrf_token, handshake_id)
 
 
