@@ -474,14 +474,16 @@ def test_keyed_mac_is_hmac_sha256() -> None:
 
 
 def test_csrf_signer_agrees_with_itsdangerous_on_mangled_tokens() -> None:
-    """The CSRF signer's unsign accepts and refuses exactly what itsdangerous'
-    own Signer (built as before, per call) does, on every one-character edit."""
+    """The CSRF signer's unsign, and CsrfTokens.verify's signature check,
+    accept and refuse exactly what itsdangerous' own Signer (built as before,
+    per call) does, on every one-character edit."""
     from itsdangerous import BadSignature
 
     from tokenware import KeyRing, RootKey
 
     ring = KeyRing([RootKey("new", b"n" * 32), RootKey("old", b"o" * 32)])
-    ours = core.CsrfTokens(ring=ring)._signer
+    tokens = core.CsrfTokens(ring=ring)
+    ours = tokens._signer
     reference = _legacy_csrf_signer(ring)
     old_only = _legacy_csrf_signer(KeyRing([RootKey("old", b"o" * 32)]))
 
@@ -490,6 +492,13 @@ def test_csrf_signer_agrees_with_itsdangerous_on_mangled_tokens() -> None:
             return bytes(signer.unsign(token))
         except BadSignature:
             return None
+
+    def signature_refused(token: str) -> bool:
+        try:
+            tokens.verify(token, check_cookie=False, now=1_700_000_000)
+        except errors.CsrfFailed as exc:
+            return str(exc) == "CSRF token signature"
+        return False
 
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     extra = "=.+/ !\x00"
@@ -507,6 +516,7 @@ def test_csrf_signer_agrees_with_itsdangerous_on_mangled_tokens() -> None:
             expected = outcome(reference, candidate)
             assert outcome(ours, candidate) == expected, candidate
             assert outcome(ours, candidate.encode()) == expected, candidate
+            assert signature_refused(candidate) == (expected is None), candidate
             accepted += expected is not None
     assert accepted >= 2  # the originals, and the lenient decoder's equivalent spellings
 

@@ -153,7 +153,7 @@ Delivery = Literal["header", "body"]
 _B64U = "[A-Za-z0-9_-]"
 _REQUEST = re.compile(rf"v1\.({_B64U}{{87}})\.({_B64U}{{22}})")
 _VERSION_LIKE = re.compile(r"[A-Za-z0-9]{1,8}\.")
-_CSRF_NONCE = re.compile(rf"{_B64U}{{22}}")
+_CSRF_NONCE = re.compile(rb"[A-Za-z0-9_-]{22}")
 _B64U_TEXT = re.compile(f"{_B64U}*")
 _B64U_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # base64url <-> base64, so binascii does the work.
@@ -367,25 +367,26 @@ class _CsrfSigner(Signer):
         return base64_encode(self._signing(want_bytes(value)))
 
     def verify_signature(self, value: str | bytes, sig: str | bytes) -> bool:
-        # Signer.verify_signature: itsdangerous' lenient decoding (its
-        # base64_decode is urlsafe_b64decode of the padded text, that is
-        # non-strict a2b_base64 after -_ -> +/), every key newest first,
-        # constant-time comparison.
-        raw = want_bytes(sig, "ascii", "ignore")
+        # Signer.verify_signature, on itsdangerous' own byte conversions.
+        return self._holds(want_bytes(value), want_bytes(sig, "ascii", "ignore"))
+
+    def _holds(self, value: bytes, sig: bytes) -> bool:
+        # itsdangerous' lenient decoding (its base64_decode is
+        # urlsafe_b64decode of the padded text, that is non-strict a2b_base64
+        # after -_ -> +/), every key newest first, constant-time comparison.
         try:
-            decoded = a2b_base64((raw + b"=" * (-len(raw) % 4)).translate(_TO_STD))
+            decoded = a2b_base64((sig + b"=" * (-len(sig) % 4)).translate(_TO_STD))
         except ValueError:
             return False
-        data = want_bytes(value)
         for mac in self._verifying:
-            if hmac.compare_digest(decoded, mac(data)):
+            if hmac.compare_digest(decoded, mac(value)):
                 return True
         return False
 
     def unsign(self, signed_value: str | bytes) -> bytes:
         # Signer.unsign: split at the last separator, verify, return the value.
         value, sep, sig = want_bytes(signed_value).rpartition(self.sep)
-        if sep and self.verify_signature(value, sig):
+        if sep and self._holds(value, sig):
             return value
         raise BadSignature("signature does not match")
 
@@ -460,21 +461,24 @@ class CsrfTokens:
                 raise CsrfFailed("no CSRF cookie")
             if not hmac.compare_digest(raw, cookie.encode("ascii")):
                 raise CsrfFailed("CSRF token does not match the cookie")
-        try:
-            value, _, stamp = self._signer.unsign(raw).decode("ascii").rpartition(".")
-        except BadSignature:
-            raise CsrfFailed("CSRF token signature") from None
+        # Signer.unsign on the ASCII bytes, then the signed value's parts, all
+        # as bytes (one decode, of the nonce returned).
+        signer = self._signer
+        value, sep, sig = raw.rpartition(signer.sep)
+        if not (sep and signer._holds(value, sig)):
+            raise CsrfFailed("CSRF token signature")
+        value, _, stamp = value.rpartition(b".")
         if not stamp.isdigit() or len(stamp) > 12 or not 0 <= now - int(stamp) <= self.max_age:
             raise CsrfFailed("CSRF token expired or from the future")
         nonce, binding = value[:22], value[22:]
         if not _CSRF_NONCE.fullmatch(nonce):
             raise CsrfFailed("malformed CSRF token")
         if session is not None:
-            if not hmac.compare_digest(binding.encode("ascii"), self._binding(session).encode()):
+            if not hmac.compare_digest(binding, self._binding(session).encode()):
                 raise CsrfFailed("CSRF token belongs to another session")
         elif binding:
             raise CsrfFailed("session-bound CSRF token without a session")
-        return nonce
+        return nonce.decode("ascii")
 
 
 # --- steps 4-6: the point, the transcript, the key ---------------------------------
