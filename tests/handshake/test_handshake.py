@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from _hs_helpers import ORIGIN, SECRET, RefClient, make_tw
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokenware import AsyncHandshake, Handshake, HandshakeReply, Tokenware, errors
 from tokenware.core import handshake as core
@@ -392,6 +394,19 @@ def test_replay_keys_follow_the_protocol_layout_whatever_the_rotation() -> None:
     assert a.replay_keys("s:x", b"e", b"n") == b.replay_keys("s:x", b"e", b"n")
     # Another session, another tag (whatever the nonce and key).
     assert a.replay_keys("s:x", b"e", b"n")[0] != a.replay_keys("s:y", b"e", b"n")[0]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="ABYZabyz09-_.", max_size=40),
+        st.text(alphabet='Az9-_."\\\x00\x1f\x7f é\u2028\ud800', max_size=12),
+        st.text(max_size=12),
+    )
+)
+def test_json_string_is_the_encoders_string(text: str) -> None:
+    """The no-escaping shortcut for compact-JWS text gives the encoder's bytes."""
+    assert core._json_string(text) == core._JSON.encode(text)
 
 
 def test_payload_bytes_is_the_compact_json_of_the_payload() -> None:
