@@ -73,6 +73,7 @@ from itsdangerous.encoding import base64_encode, want_bytes
 
 from tokenware.core.encoding import BASE62, Random
 from tokenware.core.flow import Flow
+from tokenware.core.frozen import fast_init
 from tokenware.core.keyed_mac import KeyedMac
 from tokenware.core.ops import Absent, Apply, Batch, Put
 from tokenware.core.throttle import Rate, ThrottleKeys, hit_flow, parse_rule
@@ -642,6 +643,7 @@ def header_line_length(plaintext_length: int) -> int:
     return len(HEADER_NAME) + 2 + len("v1") + 4 + 87 + 22 + 16 + ct
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HandshakeReply:
     """The server's answer, ready for any HTTP adapter.
@@ -704,6 +706,7 @@ class HandshakeReply:
 # --- the rules and the flow ----------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """A request that passed every check of §2.6 (steps 1-5); next: :func:`seal`."""

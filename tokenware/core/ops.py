@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tokenware.core.frozen import fast_init
+
 if TYPE_CHECKING:
     from tokenware.stores.base import AsyncStore, Store
 
@@ -51,6 +53,7 @@ __all__ = [
 # --- guards: conditions checked inside the atomic section -------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Absent:
     """Holds when ``key`` does not exist (or has expired)."""
@@ -58,6 +61,7 @@ class Absent:
     key: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Present:
     """Holds when ``key`` exists."""
@@ -65,6 +69,7 @@ class Present:
     key: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Equals:
     """Holds when ``key`` exists and its value is exactly ``value``."""
@@ -79,6 +84,7 @@ Guard = Absent | Present | Equals
 # --- writes: applied together, all or nothing -------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Put:
     """Set ``key`` to ``value``.
@@ -93,6 +99,7 @@ class Put:
     keep_ttl: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Delete:
     """Delete ``key`` (a value or a set); deleting a missing key is a no-op."""
@@ -100,6 +107,7 @@ class Delete:
     key: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetAdd:
     """Add ``member`` to the set at ``key``.
@@ -113,6 +121,7 @@ class SetAdd:
     ttl: float | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetRemove:
     """Remove ``member`` from the set at ``key``; an empty set disappears."""
@@ -124,6 +133,7 @@ class SetRemove:
 Write = Put | Delete | SetAdd | SetRemove
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Guards and writes executed atomically by :meth:`Store.apply`.
@@ -146,6 +156,7 @@ class Batch:
 # --- operations yielded by flows --------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Get:
     """Read one value; the result is ``bytes`` or ``None``."""
@@ -157,6 +168,7 @@ class Get:
         return store.get(self.key)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GetMany:
     """Read several values; the result is a list aligned with ``keys``."""
@@ -168,6 +180,7 @@ class GetMany:
         return store.get_many(self.keys)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Members:
     """Read the members of a set; the result is a ``frozenset[str]``."""
@@ -179,6 +192,7 @@ class Members:
         return store.members(self.key)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Apply:
     """Apply a :class:`Batch`; the result is ``True`` if every guard held."""
@@ -190,6 +204,7 @@ class Apply:
         return store.apply(self.batch)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Purge:
     """Delete every key under ``prefix``; the result is the number deleted."""
@@ -201,6 +216,7 @@ class Purge:
         return store.purge(self.prefix)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GcraResult:
     """What one :class:`Gcra` hit decided, computed inside the store.
@@ -218,6 +234,7 @@ class GcraResult:
     reset_after: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Gcra:
     """One hit of the generic cell rate algorithm on ``key``; the result is a :class:`GcraResult`.
