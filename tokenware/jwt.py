@@ -202,15 +202,17 @@ class Jwt:
         if not access_token.isascii():
             # Before hashing for the cache: a lone surrogate cannot be encoded.
             raise InvalidToken("not a compact JWS")
+        # Encoded once, for the cache key and the codec both.
+        raw = access_token.encode("ascii")
         cache = self._cache
         if cache is None:
-            claims = self._codec.decode(access_token, now=now)
+            claims = self._codec.decode_ascii(raw, now=now)
             return claims, identity_from(claims)
         # Inlined cache.get: this runs for every request with a JWT.
-        key = hashlib.blake2b(access_token.encode()).digest()
+        key = hashlib.blake2b(raw).digest()
         hit = cache.entries.get(key)
         if hit is None or now >= hit[0].expires_at:
-            claims = self._codec.decode(access_token, now=now)
+            claims = self._codec.decode_ascii(raw, now=now)
             hit = (claims, identity_from(claims))
             cache.put(key, hit)
         return hit
@@ -289,7 +291,8 @@ class _VerifiedCache:
     def put(self, key: bytes, hit: tuple[AccessClaims, Identity]) -> None:
         with self._lock:
             entries = self.entries
-            entries.pop(key, None)
+            if key in entries:  # an expired entry, replaced (rare: no pop otherwise)
+                del entries[key]
             while len(entries) >= self._size:
                 entries.popitem(last=False)
             entries[key] = hit

@@ -222,3 +222,86 @@ def test_hs256_equals_hmac_digest(secret: bytes, data: bytes) -> None:
     key = jws.Hs256(secret)
     assert key.sign(data) == hmac.digest(secret, data, hashlib.sha256)
     assert key.verify(data, hmac.digest(secret, data, hashlib.sha256))
+
+
+# --- the codec's path: segments() and verify_segment() ------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"a.b", b"a.b.c.d", b"a..c", b".b.c", b"a.b.", b"abc", b"a+.b.c", b"a.b/.c", b"a.b.c="],
+)
+def test_segments_refuses_shapes(raw: bytes) -> None:
+    with pytest.raises(InvalidToken, match="compact JWS"):
+        jws.segments(raw)
+
+
+def test_segments_parts() -> None:
+    assert jws.segments(b"hh.pp.ss") == (b"hh", b"hh.pp", b"pp", b"ss")
+
+
+def _codec_and_token(alg: str) -> tuple[object, str]:
+    from tokenware.core.jwt import AccessTokenCodec
+    from tokenware.core.jwt_keys import JwtKeys
+    from tokenware.keys import KeyRing
+
+    ring = KeyRing.from_secret(b"s" * 32)
+    codec = AccessTokenCodec(JwtKeys.from_ring(ring, alg), issuer="i", audience="a")
+    return codec, codec.encode("alice", now=1_700_000_000, ttl=600, jti="j", scopes=["r"])
+
+
+_NOT_B64URL = bytes(c for c in range(128) if c not in jws._B64URL + b".")
+
+
+@pytest.mark.parametrize("alg", jws.ALGORITHMS)
+def test_any_foreign_ascii_byte_anywhere_is_refused(alg: str) -> None:
+    """segments() rules out only "+", "/", "=" and the dots; every other
+    byte outside the alphabet, at any position of any segment (header
+    remembered or not), is refused by the strict decoding or the exact
+    signature comparison, as the full alphabet check of split() would."""
+    codec, token = _codec_and_token(alg)
+    now = 1_700_000_100
+    assert codec.decode(token, now=now).subject == "alice"  # type: ignore[attr-defined]
+    raw = token.encode()
+    for pos in range(len(raw)):
+        if raw[pos] == 46:  # "."
+            continue
+        for byte in _NOT_B64URL[pos % 7 :: 7]:  # a seventh of them per position, all overall
+            for bad in (
+                raw[:pos] + bytes([byte]) + raw[pos + 1 :],
+                raw[:pos] + bytes([byte]) + raw[pos:],
+                # Four inserted: lenient base64 would skip them and decode
+                # the very same signature (a second spelling of the token).
+                raw[:pos] + bytes([byte]) * 4 + raw[pos:],
+            ):
+                with pytest.raises(InvalidToken):
+                    jws.split(bad.decode())
+                with pytest.raises(InvalidToken):
+                    codec.decode_ascii(bad, now=now)  # type: ignore[attr-defined]
+
+
+@given(st.binary(max_size=300))
+def test_hs256_verify_segment_is_strict_decode_and_compare(data: bytes) -> None:
+    key = jws.Hs256(b"k" * 32)
+    segment = jws.b64url_encode(key.sign(data)).encode()
+    assert key.verify_segment(data, segment)
+    alphabet = jws._B64URL
+    last = alphabet.index(segment[-1])
+    for bit in (1, 2):  # 43 characters: the last one's two low bits are unused
+        twin = segment[:-1] + bytes([alphabet[last ^ bit]])
+        with pytest.raises(InvalidToken):
+            jws.decode_segment(twin)  # what the decoding path says of it
+        assert not key.verify_segment(data, twin)
+    assert not key.verify_segment(data, segment[:-1])
+    assert not key.verify_segment(data + b"x", segment)
+
+
+@pytest.mark.parametrize("key", [k for k in _keys() if k.alg != "HS256"], ids=lambda k: k.alg)
+def test_asymmetric_verify_segment_decodes_strictly(key: jws.Algorithm) -> None:
+    segment = jws.b64url_encode(key.sign(b"m")).encode()
+    assert key.verify_segment(b"m", segment)
+    assert not key.verify_segment(b"n", segment)
+    alphabet = jws._B64URL
+    twin = segment[:-1] + bytes([alphabet[alphabet.index(segment[-1]) ^ 1]])
+    with pytest.raises(InvalidToken):
+        key.verify_segment(b"m", twin)

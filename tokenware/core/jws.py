@@ -30,7 +30,7 @@ import hmac
 import json
 import re
 from base64 import urlsafe_b64encode
-from binascii import a2b_base64
+from binascii import a2b_base64, b2a_base64
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -60,6 +60,7 @@ __all__ = [
     "loads_segment",
     "loads_strict",
     "parse",
+    "segments",
     "split",
 ]
 
@@ -76,6 +77,7 @@ _B64URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _COMPACT_CHARS = _B64URL + b"."
 # base64url -> base64, so binascii decodes directly.
 _TO_STD = bytes.maketrans(b"-_", b"+/")
+_TO_URL = bytes.maketrans(b"+/", b"-_")
 # The characters allowed last in a canonical segment, by length % 4:
 # 2 leftover characters carry 1 byte (the last one's low 4 bits unused),
 # 3 carry 2 bytes (low 2 bits unused).
@@ -101,16 +103,28 @@ def b64url_encode(data: bytes) -> str:
 def decode_segment(segment: bytes) -> bytes:
     """Decode one canonical, unpadded base64url segment, or raise ``InvalidToken``.
 
-    The caller has already checked the alphabet (:func:`parse`); here the
-    length and the unused trailing bits are checked, so that no two strings
-    decode to the same bytes.
+    The caller has ruled out ``+``, ``/`` and ``=`` (:func:`split` checks
+    the whole alphabet, :func:`segments` just those three); here the
+    length, the unused trailing bits and every other byte are checked, so
+    that no two strings decode to the same bytes.
     """
-    rem = len(segment) % 4
+    length = len(segment)
+    rem = length % 4
     if rem:
         if rem == 1 or segment[-1] not in _LAST_OK[rem]:
             raise InvalidToken("non-canonical base64url")
         segment += _PAD[rem]
-    return a2b_base64(segment.translate(_TO_STD))
+    try:
+        out = a2b_base64(segment.translate(_TO_STD))
+    except ValueError:  # binascii.Error: only possible with bytes outside the alphabet
+        raise InvalidToken("not base64url") from None
+    # a2b_base64 skips bytes outside the alphabet (strict_mode is 3.11+).
+    # Each skipped byte takes 6 bits off a string whose length is not 1 mod 4,
+    # so the output comes out shorter (or padding fails, above): the exact
+    # length is the alphabet check, with no extra pass over the bytes.
+    if len(out) != length * 3 // 4:
+        raise InvalidToken("not base64url")
+    return out
 
 
 def b64url_decode(segment: str) -> bytes:
@@ -214,6 +228,11 @@ class Algorithm(Protocol):
     def verify(self, data: bytes, signature: bytes) -> bool:
         """True if ``signature`` is this key's valid signature of ``data``."""
 
+    def verify_segment(self, data: bytes, segment: bytes) -> bool:
+        """:meth:`verify` of the signature a compact token's third segment
+        encodes; raises ``InvalidToken`` for a segment that is not canonical
+        base64url."""
+
 
 class Hs256:
     """HMAC-SHA256 with a secret of at least 32 bytes (RFC 7518 §3.2).
@@ -245,6 +264,13 @@ class Hs256:
     def verify(self, data: bytes, signature: bytes) -> bool:
         """Constant-time comparison with the expected MAC."""
         return hmac.compare_digest(self._mac(data), signature)
+
+    def verify_segment(self, data: bytes, segment: bytes) -> bool:
+        """Constant-time comparison of ``segment`` with the expected MAC's
+        canonical base64url (43 characters): one string per MAC, so equal to
+        decoding ``segment`` strictly and comparing bytes, without decoding."""
+        expected = b2a_base64(self._mac(data), newline=False)[:43].translate(_TO_URL)
+        return hmac.compare_digest(expected, segment)
 
     def __repr__(self) -> str:
         return "Hs256(<secret>)"
@@ -308,6 +334,10 @@ class Es256:
             return False
         return True
 
+    def verify_segment(self, data: bytes, segment: bytes) -> bool:
+        """:meth:`verify` of the strictly decoded ``segment``."""
+        return self.verify(data, decode_segment(segment))
+
     def __repr__(self) -> str:
         return f"Es256(private={self.can_sign})"
 
@@ -363,6 +393,10 @@ class EdDSA:
             return False
         return True
 
+    def verify_segment(self, data: bytes, segment: bytes) -> bool:
+        """:meth:`verify` of the strictly decoded ``segment``."""
+        return self.verify(data, decode_segment(segment))
+
     def __repr__(self) -> str:
         return f"EdDSA(private={self.can_sign})"
 
@@ -400,6 +434,34 @@ def split(token: object, max_size: int = MAX_TOKEN_SIZE) -> tuple[bytes, bytes, 
     if len(parts) != 3 or raw.translate(None, _COMPACT_CHARS) or not all(parts):
         raise InvalidToken("not a compact JWS")
     return parts[0], parts[1], parts[2]
+
+
+def segments(raw: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """``(header, signing_input, payload, signature)`` of a token's ASCII bytes.
+
+    The shape only: exactly two dots, three non-empty segments, and no
+    ``+``, ``/`` or ``=`` anywhere. Every other byte is checked where its
+    segment is used, so the token is not scanned once more for its alphabet
+    (:func:`split` does that, for callers that want it up front): the
+    payload and a header not seen before are decoded with
+    :func:`decode_segment` (strict), a header seen before is only matched
+    byte for byte against one that was, and the signature goes through
+    :meth:`Algorithm.verify_segment` (decoded strictly, or compared with
+    the expected MAC's canonical encoding). The caller checks the size.
+    """
+    signing_input, _, signature = raw.rpartition(b".")
+    head, _, payload = signing_input.partition(b".")
+    # int membership is a memchr; three of them cost less than one
+    # translate() over the token.
+    if (
+        not (head and payload and signature)
+        or 46 in payload  # "."
+        or 43 in raw  # "+"
+        or 47 in raw  # "/"
+        or 61 in raw  # "="
+    ):
+        raise InvalidToken("not a compact JWS")
+    return head, signing_input, payload, signature
 
 
 def parse(

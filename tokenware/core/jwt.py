@@ -114,6 +114,9 @@ def _date_problem(exp: object, iat: object, max_lifetime: int) -> str:
     return f"exp must follow iat by 1 to {max_lifetime} seconds"
 
 
+_new_claims = tuple.__new__
+
+
 class AccessTokenCodec:
     """Issues and verifies access tokens with one set of keys.
 
@@ -308,16 +311,33 @@ class AccessTokenCodec:
             ExpiredToken: the token is sound but has expired.
             InvalidToken: anything else; the reason is only in ``detail``.
         """
-        head, payload, signature = jws.split(token, self._max_size)
+        if type(token) is not str:
+            raise InvalidToken("a token must be a string")
+        if len(token) > self._max_size:
+            raise InvalidToken("token too large")
+        if not token.isascii():
+            raise InvalidToken("not a compact JWS")
+        return self.decode_ascii(token.encode("ascii"), now=now, verify_exp=verify_exp)
+
+    def decode_ascii(self, raw: bytes, *, now: float, verify_exp: bool = True) -> AccessClaims:
+        """:meth:`decode` of a token the caller has already encoded (it was
+        ``str.isascii()``), e.g. to hash the same bytes for a cache.
+
+        Raises:
+            ExpiredToken, InvalidToken: as :meth:`decode`.
+        """
+        if len(raw) > self._max_size:
+            raise InvalidToken("token too large")
+        head, signing_input, payload, signature = jws.segments(raw)
         key = self._verifiers.get(head)
         if key is None:
             key = self._key_for(jws.loads_segment(head))
             if len(self._verifiers) >= _HEADER_MEMO_SIZE:
                 self._verifiers.clear()
             self._verifiers[head] = key
-        if not key.key.verify(head + b"." + payload, jws.decode_segment(signature)):
+        if not key.key.verify_segment(signing_input, signature):
             raise InvalidToken("bad signature")
-        return self._claims(jws.loads_segment(payload), now, verify_exp)
+        return self._claims(jws.loads_strict(jws.decode_segment(payload)), now, verify_exp)
 
     def _key_for(self, header: dict[str, Any]) -> JwtKey:
         """The key a decoded JWS header names, or ``InvalidToken``."""
@@ -402,7 +422,9 @@ class AccessTokenCodec:
         # Read-only: verified claims are cached and shared between requests,
         # so an app writing to identity.claims must not change what the next
         # request with the same token sees.
-        return AccessClaims(sub, jti, iat, exp, scopes, MappingProxyType(payload))
+        # tuple.__new__ directly: the named tuple's own __new__ is a Python
+        # function around this same call, one more frame per verification.
+        return _new_claims(AccessClaims, (sub, jti, iat, exp, scopes, MappingProxyType(payload)))
 
     def jwks(self) -> dict[str, Any]:
         """The public keys as a JWK Set (``{"keys": []}`` for HS256)."""
