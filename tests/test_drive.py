@@ -134,6 +134,52 @@ def test_run_sync_refuses_an_async_store_without_leaking_a_coroutine() -> None:
         gc.collect()  # an unawaited coroutine would warn here
 
 
+def test_run_sync_refuses_any_awaitable_result() -> None:
+    """Not only coroutines: a store returning a future-like object is async too."""
+
+    class Pending:
+        def __await__(self) -> Any:
+            yield None
+
+    class FutureStore:
+        def get(self, key: str) -> Pending:
+            return Pending()
+
+    with pytest.raises(TypeError, match="synchronous store"):
+        run_sync(not_recovering(), FutureStore())  # type: ignore[arg-type]
+
+
+def test_run_sync_passes_every_plain_result_type_back() -> None:
+    """The result types the driver knows are not awaitable reach the flow unchanged."""
+    from tokenware.core.ops import GcraResult
+
+    results = [
+        True,
+        False,
+        None,
+        b"v",
+        3,
+        [b"a", None],
+        frozenset({"m"}),
+        GcraResult(True, 1, 0, 0),
+    ]
+
+    class Echo:
+        def __init__(self) -> None:
+            self.pending = list(results)
+
+        def get(self, key: str) -> Any:
+            return self.pending.pop(0)
+
+    def flow() -> Flow[list[Any]]:
+        seen = []
+        for _ in results:
+            seen.append((yield Get("k")))
+        return seen
+
+    assert run_sync(flow(), Echo()) == results  # type: ignore[arg-type]
+
+
 def test_flow_exceptions_propagate_from_both_drivers() -> None:
     def failing() -> Flow[None]:
         yield Get("x")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tokenware.core.ops import GcraResult
 from tokenware.errors import StoreError
 
 if TYPE_CHECKING:
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["run_async", "run_sync"]
 
 T = TypeVar("T")
+
+# What the operations of a synchronous store return (core.ops): never awaitable.
+_RESULT_TYPES = frozenset({bool, bytes, int, list, frozenset, type(None), GcraResult})
 
 
 def run_sync(flow: Flow[T], store: Store) -> T:
@@ -39,8 +43,10 @@ def run_sync(flow: Flow[T], store: Store) -> T:
                 op = flow.throw(exc)
                 continue
             # Not inspect.isawaitable(): its ABC check cost more than a memory
-            # store's whole operation. Every awaitable's type has __await__.
-            if hasattr(type(result), "__await__"):
+            # store's whole operation. Every awaitable's type has __await__;
+            # the types a sync store returns are skipped first, since a failed
+            # hasattr builds and drops an AttributeError.
+            if type(result) not in _RESULT_TYPES and hasattr(type(result), "__await__"):
                 if inspect.iscoroutine(result):
                     result.close()
                 raise TypeError("run_sync() needs a synchronous store; use tw.aio for async")
