@@ -540,7 +540,8 @@ def _transcript(
 
 def derive_key(z: bytes, n_c: bytes, n_s: bytes, th: bytes) -> bytes:
     """K of §2.5: HKDF-SHA256 over the ECDH secret, salted by both nonces."""
-    return HKDF(algorithm=_SHA256, length=32, salt=n_c + n_s, info=_KEY_INFO + th).derive(z)
+    # Positional: HKDF(algorithm, length, salt, info); keywords cost a parse per call.
+    return HKDF(_SHA256, 32, n_c + n_s, _KEY_INFO + th).derive(z)
 
 
 # --- the payload and the reply -------------------------------------------------------
@@ -637,10 +638,13 @@ def _jwt_exp(token: str) -> int | None:
     return exp if isinstance(exp, int) and not isinstance(exp, bool) else None
 
 
+# "Tokenware-Handshake: v1." and the three fixed-length fields with their dots.
+_HEADER_LINE_FIXED = len(HEADER_NAME) + 2 + len("v1") + 4 + 87 + 22 + 16
+
+
 def header_line_length(plaintext_length: int) -> int:
     """Bytes of ``Tokenware-Handshake: v1.<epk>.<n>.<iv>.<ct>`` for a plaintext."""
-    ct = (8 * (plaintext_length + GCM_TAG_LENGTH) + 5) // 6
-    return len(HEADER_NAME) + 2 + len("v1") + 4 + 87 + 22 + 16 + ct
+    return _HEADER_LINE_FIXED + (8 * (plaintext_length + GCM_TAG_LENGTH) + 5) // 6
 
 
 @fast_init
