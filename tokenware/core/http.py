@@ -180,6 +180,9 @@ class Outcome(NamedTuple):
     route: Route | None = None
 
 
+_new_outcome = tuple.__new__
+
+
 class ThrottleHook(Protocol):
     """The throttling seam: run after authentication on non-exempt routes.
 
@@ -625,7 +628,8 @@ def fast_outcome(
         return None
     if identity is None or (route.scopes and not identity.has_scopes(*route.scopes)):
         return None
-    return Outcome(None, identity, (), None, route)
+    # tuple.__new__: the named tuple's __new__ is a Python frame around it.
+    return _new_outcome(Outcome, (None, identity, (), None, route))
 
 
 def merge_headers(app_headers: Sequence[tuple[str, str]], extra: Headers) -> list[tuple[str, str]]:
