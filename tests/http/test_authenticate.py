@@ -24,14 +24,16 @@ def tw(clock: FrozenClock) -> Tokenware:
 
 
 def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    # decode_ascii: every verification goes through it (decode calls it; the
+    # cached path hands it the bytes it hashed).
     calls: list[str] = []
-    original = AccessTokenCodec.decode
+    original = AccessTokenCodec.decode_ascii
 
-    def counting(self: AccessTokenCodec, token: str, **kwargs: object) -> object:
+    def counting(self: AccessTokenCodec, raw: bytes, **kwargs: object) -> object:
         calls.append("decode")
-        return original(self, token, **kwargs)  # type: ignore[arg-type]
+        return original(self, raw, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(AccessTokenCodec, "decode", counting)
+    monkeypatch.setattr(AccessTokenCodec, "decode_ascii", counting)
     return calls
 
 
