@@ -40,7 +40,8 @@ def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_dispatches_jwt_pat_and_session(tw: Tokenware) -> None:
     pair = tw.jwt.issue("alice", scopes=["read"])
     identity = tw.authenticate(f"Bearer {pair.access_token}")
-    assert (identity.kind, identity.subject, identity.scopes) == ("jwt", "alice", {"read"})
+    expected = ("jwt", "alice", frozenset({"read"}))
+    assert (identity.kind, identity.subject, identity.scopes) == expected
     pat = tw.pats.issue("bob", roles=["admin"])
     assert tw.authenticate(f"bearer {pat.token}").kind == "pat"
     session = tw.sessions.add("carol")
