@@ -305,3 +305,10 @@ def test_asymmetric_verify_segment_decodes_strictly(key: jws.Algorithm) -> None:
     twin = segment[:-1] + bytes([alphabet[alphabet.index(segment[-1]) ^ 1]])
     with pytest.raises(InvalidToken):
         key.verify_segment(b"m", twin)
+
+
+@pytest.mark.parametrize("raw", ["a.b.c", None, bytearray(b"a.b.c"), 1])
+def test_decode_ascii_refuses_anything_but_bytes(raw: object) -> None:
+    codec, _ = _codec_and_token("HS256")
+    with pytest.raises(InvalidToken):
+        codec.decode_ascii(raw, now=1_700_000_100)  # type: ignore[attr-defined]

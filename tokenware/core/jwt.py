@@ -326,6 +326,8 @@ class AccessTokenCodec:
         Raises:
             ExpiredToken, InvalidToken: as :meth:`decode`.
         """
+        if type(raw) is not bytes:
+            raise InvalidToken("decode_ascii takes the token's bytes")
         if len(raw) > self._max_size:
             raise InvalidToken("token too large")
         head, signing_input, payload, signature = jws.segments(raw)
